@@ -1,0 +1,39 @@
+"""Metrics shared by trajectory tasks: fit in the window, extrapolation outside it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.protocols import Dataset, Predictor
+
+__all__ = ["rmse", "trajectory_metrics", "extrapolate"]
+
+
+def rmse(pred: np.ndarray, true: np.ndarray) -> float:
+    """Root of the mean over times and batch of the squared state error."""
+    diff = np.asarray(pred) - np.asarray(true)
+    return float(np.sqrt(np.mean(np.sum(diff * diff, axis=-1))))
+
+
+def extrapolate(predict: Predictor, data: Dataset) -> dict[str, np.ndarray]:
+    """Predictions over the training window plus the forward window, and over the backward one."""
+    out = {"fit": predict(data.t, data.y0)}
+    if data.t_forward.size:
+        times = np.concatenate([data.t, data.t_forward])
+        out["forward"] = predict(times, data.y0)[data.n_obs :]
+    if data.t_backward.size:
+        times = np.concatenate([data.t[:1], data.t_backward])
+        out["backward"] = predict(times, data.y0)[1:]
+    return out
+
+
+def trajectory_metrics(predict: Predictor, data: Dataset) -> dict[str, float]:
+    """`fit_rmse` against the noise-free truth in the training window, and
+    `extrap_forward_rmse` / `extrap_backward_rmse` in the extrapolation windows."""
+    pred = extrapolate(predict, data)
+    metrics = {"fit_rmse": rmse(pred["fit"], data.y_true)}
+    if "forward" in pred:
+        metrics["extrap_forward_rmse"] = rmse(pred["forward"], data.y_forward)
+    if "backward" in pred:
+        metrics["extrap_backward_rmse"] = rmse(pred["backward"], data.y_backward)
+    return metrics

@@ -1,0 +1,180 @@
+"""Declarative model specs: what a vector field is, not how a framework computes it.
+
+Every spec has a `kind` (back-ends declare the kinds they build), makes its initial
+parameters as NumPy arrays once per seed (so every back-end starts from the same
+weights), evaluates itself against the array API (`rhs(params, y, xp)` runs on NumPy,
+PyTorch and JAX arrays alike), and carries a hand-written NumPy vector-Jacobian product
+for the back-ends and references that use no autodiff library.
+
+New kinds (a Hamiltonian MLP, a hybrid physics + MLP model, an ODE-block classifier) are
+new subclasses of `AbstractModel`; nothing else in the interfaces changes.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = ["AbstractModel", "MLP", "Parametric", "Params", "flatten", "unflatten"]
+
+#: parameters are ordered dictionaries of NumPy arrays (native arrays inside back-ends)
+Params = dict[str, Any]
+
+
+def flatten(params: Params) -> np.ndarray:
+    """All parameters in one flat float vector, in the dictionary's order."""
+    return np.concatenate([np.asarray(v, dtype=float).ravel() for v in params.values()])
+
+
+def unflatten(vector: np.ndarray, like: Params) -> Params:
+    """Inverse of `flatten`, with the shapes of `like`."""
+    out: Params = {}
+    start = 0
+    for key, value in like.items():
+        size = int(np.size(value))
+        out[key] = np.asarray(vector[start : start + size]).reshape(np.shape(value))
+        start += size
+    return out
+
+
+class AbstractModel(abc.ABC):
+    """A vector field f(y; params), autonomous, acting on a batch `y` of shape (B, N)."""
+
+    kind: ClassVar[str]
+
+    @abc.abstractmethod
+    def init_params(self, seed: int) -> Params:
+        """Initial parameters, NumPy float64, deterministic per seed."""
+
+    @abc.abstractmethod
+    def rhs(self, params: Params, y: Any, xp: Any) -> Any:
+        """dy/dt for a batch `y` (B, N); `xp` is the array namespace of `y`."""
+
+    @abc.abstractmethod
+    def vjp_numpy(self, params: Params, y: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, Params]:
+        """Hand-written vector-Jacobian product in NumPy.
+
+        **Returns:** `(a^T df/dy, a^T df/dparams)`, the second summed over the batch.
+        """
+
+
+_ACTIVATIONS = ("tanh", "relu", "sigmoid")
+
+
+def _activation(name: str, z: Any, xp: Any) -> Any:
+    if name == "tanh":
+        return xp.tanh(z)
+    if name == "relu":
+        return xp.maximum(z, 0.0 * z)
+    if name == "sigmoid":
+        return 1.0 / (1.0 + xp.exp(-z))
+    raise ValueError(f"unknown activation {name!r}; choose from {', '.join(_ACTIVATIONS)}")
+
+
+def _activation_grad(name: str, z: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """d activation / dz from the pre-activation `z` and the activation `h`."""
+    if name == "tanh":
+        return 1.0 - h * h
+    if name == "relu":
+        return (z > 0).astype(z.dtype)
+    if name == "sigmoid":
+        return h * (1.0 - h)
+    raise ValueError(f"unknown activation {name!r}; choose from {', '.join(_ACTIVATIONS)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MLP(AbstractModel):
+    """A multilayer perceptron vector field, f(y) = W_L s(... s(y W_0 + b_0) ...) + b_L.
+
+    **Arguments:**
+
+    - `sizes`: layer widths, input first and output last, e.g. `(2, 64, 2)`.
+    - `activation`: one of `tanh`, `relu`, `sigmoid` (not applied after the last layer).
+    - `init_scale`: multiplies the initial weights (1 gives PyTorch's default
+      U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases).
+
+    Parameters are `W0, b0, W1, b1, ...` with `W_i` of shape (in, out).
+    """
+
+    sizes: tuple[int, ...]
+    activation: str = "tanh"
+    init_scale: float = 1.0
+    kind: ClassVar[str] = "mlp"
+
+    def __post_init__(self) -> None:
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; choose from {', '.join(_ACTIVATIONS)}")
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.sizes) - 1
+
+    def init_params(self, seed: int) -> Params:
+        rng = np.random.default_rng(seed)
+        params: Params = {}
+        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True)):
+            bound = self.init_scale / np.sqrt(fan_in)
+            params[f"W{i}"] = rng.uniform(-bound, bound, size=(fan_in, fan_out))
+            params[f"b{i}"] = rng.uniform(-bound, bound, size=(fan_out,))
+        return params
+
+    def rhs(self, params: Params, y: Any, xp: Any) -> Any:
+        h = y
+        for i in range(self.n_layers):
+            h = h @ params[f"W{i}"] + params[f"b{i}"]
+            if i < self.n_layers - 1:
+                h = _activation(self.activation, h, xp)
+        return h
+
+    def vjp_numpy(self, params: Params, y: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, Params]:
+        # forward, keeping the inputs of every layer and the pre-activations
+        inputs, pre = [y], []
+        h = y
+        for i in range(self.n_layers):
+            z = h @ params[f"W{i}"] + params[f"b{i}"]
+            if i < self.n_layers - 1:
+                pre.append(z)
+                h = _activation(self.activation, z, np)
+                inputs.append(h)
+        # backward
+        grads: Params = {}
+        g = a
+        for i in reversed(range(self.n_layers)):
+            grads[f"W{i}"] = inputs[i].T @ g
+            grads[f"b{i}"] = g.sum(axis=0)
+            g = g @ params[f"W{i}"].T
+            if i > 0:
+                g = g * _activation_grad(self.activation, pre[i - 1], inputs[i])
+        return g, {k: grads[k] for k in params}
+
+
+@dataclasses.dataclass(frozen=True)
+class Parametric(AbstractModel):
+    """A physical model with trainable physical parameters.
+
+    **Arguments:**
+
+    - `name`: what the model is, for reports.
+    - `field`: `field(params, y, xp) -> dy/dt`, written once against the array API.
+    - `vjp`: `vjp(params, y, a) -> (a_y, a_params)`, the hand-written NumPy VJP of `field`.
+    - `initial`: `initial(seed) -> params`, NumPy float64.
+    """
+
+    name: str
+    field: Callable[[Params, Any, Any], Any]
+    vjp: Callable[[Params, np.ndarray, np.ndarray], tuple[np.ndarray, Params]]
+    initial: Callable[[int], Params]
+    kind: ClassVar[str] = "parametric"
+
+    def init_params(self, seed: int) -> Params:
+        return {k: np.asarray(v, dtype=np.float64) for k, v in self.initial(seed).items()}
+
+    def rhs(self, params: Params, y: Any, xp: Any) -> Any:
+        return self.field(params, y, xp)
+
+    def vjp_numpy(self, params: Params, y: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, Params]:
+        return self.vjp(params, y, a)

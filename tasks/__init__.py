@@ -1,0 +1,1 @@
+"""One module per example of the source documents; each registers one task."""

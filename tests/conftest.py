@@ -1,0 +1,54 @@
+"""Shared fixtures: tasks, data and reference gradients are built once per session."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+import importlib.util  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+if importlib.util.find_spec("jax") is not None:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # before any JAX array exists
+
+from harness import registry  # noqa: E402
+
+registry.discover()
+
+SEED = 0
+
+
+@functools.cache
+def problem(task_name: str):
+    """(task, data, initial params, reference loss, reference grad) for the default options."""
+    task = registry.TASKS[task_name]()
+    data = task.make_data(SEED)
+    params = task.init_params(SEED)
+    loss, grad, _ = task.reference_gradient(params, data)
+    return task, data, params, loss, grad
+
+
+@functools.cache
+def backend(impl_name: str, task_name: str):
+    """A set-up implementation, or a pytest skip with the reason."""
+    cls = registry.IMPLEMENTATIONS[impl_name]
+    if not cls.available():
+        pytest.skip(f"{impl_name} unavailable: {cls.install}")
+    task, data, *_ = problem(task_name)
+    reason = cls.skip(task, "cpu")
+    if reason:
+        pytest.skip(reason)
+    return cls(task, data)
+
+
+def rel_error(grad: dict, ref: dict) -> float:
+    from harness.models import flatten
+
+    return float(np.linalg.norm(flatten(grad) - flatten(ref)) / np.linalg.norm(flatten(ref)))
