@@ -6,7 +6,7 @@ import numpy as np
 
 from harness.protocols import Dataset, Predictor
 
-__all__ = ["rmse", "trajectory_metrics", "extrapolate"]
+__all__ = ["extrapolate", "rmse", "trajectory_metrics"]
 
 
 def rmse(pred: np.ndarray, true: np.ndarray) -> float:

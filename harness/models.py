@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["AbstractModel", "MLP", "Parametric", "Params", "flatten", "unflatten"]
+__all__ = ["MLP", "AbstractModel", "Parametric", "Params", "flatten", "unflatten"]
 
 #: parameters are ordered dictionaries of NumPy arrays (native arrays inside back-ends)
 Params = dict[str, Any]

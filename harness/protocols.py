@@ -101,6 +101,8 @@ class AbstractTask(abc.ABC):
     """
 
     name: ClassVar[str]
+    #: source document and section, e.g. "000 §3.2"
+    source: ClassVar[str]
     #: task options and their defaults (types are taken from the defaults)
     options: ClassVar[dict[str, Any]] = {}
     #: solver defaults shared by all back-ends of this task

@@ -49,7 +49,9 @@ def forward_sensitivity_gradient(
             return np.concatenate([f, (jy @ s + jp).ravel()])
 
         z0 = np.concatenate([data.y0[b], np.zeros(n * m)])
-        sol = solve_ivp(rhs, (data.t[0], data.t[-1]), z0, t_eval=data.t, method="DOP853", rtol=rtol, atol=atol)
+        sol = solve_ivp(
+            rhs, (data.t[0], data.t[-1]), z0, t_eval=data.t, method="DOP853", rtol=rtol, atol=atol
+        )
         if not sol.success:
             raise RuntimeError(f"reference sensitivity solve failed: {sol.message}")
         preds.append(sol.y[:n].T)

@@ -77,9 +77,7 @@ def get_implementation(name: str) -> type[AbstractImplementation]:
     try:
         return IMPLEMENTATIONS[name]
     except KeyError:
-        raise UsageError(
-            f"unknown back-end '{name}'; choose from: {choices(IMPLEMENTATIONS)}, all"
-        ) from None
+        raise UsageError(f"unknown back-end '{name}'; choose from: {choices(IMPLEMENTATIONS)}, all") from None
 
 
 def select(kind: str, spec: str) -> list[str]:

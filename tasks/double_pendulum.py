@@ -28,10 +28,18 @@ class DoublePendulum(AbstractTask):
     """
 
     name = "double_pendulum"
+    source = "000 §3.4"
     options = {
-        "t1": 10.0, "n_obs": 26, "extrap": 10.0, "hidden": 64,
-        "m1": 1.0, "m2": 1.0, "l1": 1.0, "l2": 1.0, "g": 9.8,
-    }  # fmt: skip
+        "t1": 10.0,
+        "n_obs": 26,
+        "extrap": 10.0,
+        "hidden": 64,
+        "m1": 1.0,
+        "m2": 1.0,
+        "l1": 1.0,
+        "l2": 1.0,
+        "g": 9.8,
+    }
     train_defaults = {"iters": 100, "lr": 1e-2}
 
     @property
@@ -50,7 +58,7 @@ class DoublePendulum(AbstractTask):
 
     def make_data(self, seed: int) -> Dataset:
         t = np.linspace(0.0, self.t1, self.n_obs)
-        n_ext = max(2, int(round((self.n_obs - 1) * self.extrap / self.t1)))
+        n_ext = max(2, round((self.n_obs - 1) * self.extrap / self.t1))
         y0 = np.array([0.05, -0.05, 0.0, 0.0])
         return trajectory_dataset(
             lambda y: self.field(y, np), y0, t, extrap=self.extrap, n_extrap=n_ext, truth=self.physics
@@ -62,8 +70,14 @@ class DoublePendulum(AbstractTask):
         window = np.concatenate([pred["fit"], pred.get("forward", pred["fit"][:0])])
         H0 = self.hamiltonian(data.y0, np)
         times = np.concatenate([data.t, data.t_forward])
-        rk45 = solve_truth(lambda y: self.field(y, np), data.y0, times, rtol=self.solver_defaults["rtol"],
-                           atol=self.solver_defaults["atol"], method="RK45")  # fmt: skip
+        rk45 = solve_truth(
+            lambda y: self.field(y, np),
+            data.y0,
+            times,
+            rtol=self.solver_defaults["rtol"],
+            atol=self.solver_defaults["atol"],
+            method="RK45",
+        )
         metrics["hamiltonian_drift_model"] = float(np.max(np.abs(self.hamiltonian(window, np) - H0)))
         metrics["hamiltonian_drift_truth_rk45"] = float(np.max(np.abs(self.hamiltonian(rk45, np) - H0)))
         return metrics

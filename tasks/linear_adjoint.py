@@ -39,6 +39,7 @@ class LinearAdjoint(AbstractTask):
     """
 
     name = "linear_adjoint"
+    source = "001 (worked example f(z) = W z); data of 000 §3.1"
     options = {"t1": 1.0, "n_obs": 11, "batch": 8, "sigma0": 4.0, "extrap": 1.0}
     solver_defaults = {"rtol": 1e-10, "atol": 1e-10, "dt": 0.001}
     train_defaults = {"iters": 200, "lr": 0.05}
@@ -56,7 +57,7 @@ class LinearAdjoint(AbstractTask):
         rng = np.random.default_rng(seed)
         y0 = rng.normal(0.0, self.sigma0, size=(self.batch, 2))
         t = np.linspace(0.0, self.t1, self.n_obs)
-        n_ext = max(2, int(round(self.n_obs * self.extrap / self.t1)))
+        n_ext = max(2, round(self.n_obs * self.extrap / self.t1))
         t_fwd = t[-1] + np.linspace(0.0, self.extrap, n_ext + 1)[1:]
         t_bwd = t[0] - np.linspace(0.0, self.extrap, n_ext + 1)[1:]
 
@@ -65,9 +66,16 @@ class LinearAdjoint(AbstractTask):
 
         y = exact(t)
         return Dataset(
-            t=t, y=y, y0=y0, y_true=y, t_forward=t_fwd, y_forward=exact(t_fwd),
-            t_backward=t_bwd, y_backward=exact(t_bwd), truth={"W": A_TRUE},
-        )  # fmt: skip
+            t=t,
+            y=y,
+            y0=y0,
+            y_true=y,
+            t_forward=t_fwd,
+            y_forward=exact(t_fwd),
+            t_backward=t_bwd,
+            y_backward=exact(t_bwd),
+            truth={"W": A_TRUE},
+        )
 
     def reference_gradient(self, params: Params, data: Dataset) -> tuple[float, Params, str]:
         """Closed form: L = mean_i,b |expm(W t_i) z0_b - y_ib|^2, and with G_i = sum_b

@@ -28,6 +28,7 @@ class LotkaVolterra(AbstractTask):
     """
 
     name = "lotka_volterra"
+    source = "000 §3.2"
     options = {"t1": 10.0, "n_obs": 101, "extrap": 10.0, "hidden": 64}
     train_defaults = {"iters": 100, "lr": 1e-2}
 
@@ -37,9 +38,11 @@ class LotkaVolterra(AbstractTask):
 
     def make_data(self, seed: int) -> Dataset:
         t = np.linspace(0.0, self.t1, self.n_obs)
-        field = lambda y: lotka_volterra_field(y, LV_PARAMS, np)  # noqa: E731
-        n_ext = max(2, int(round((self.n_obs - 1) * self.extrap / self.t1)))
-        return trajectory_dataset(field, np.array([1.0, 1.0]), t, extrap=self.extrap, n_extrap=n_ext, truth=LV_PARAMS)
+        field = lambda y: lotka_volterra_field(y, LV_PARAMS, np)
+        n_ext = max(2, round((self.n_obs - 1) * self.extrap / self.t1))
+        return trajectory_dataset(
+            field, np.array([1.0, 1.0]), t, extrap=self.extrap, n_extrap=n_ext, truth=LV_PARAMS
+        )
 
     def metrics(self, predict: Predictor, data: Dataset, params: Params) -> dict[str, float]:
         return trajectory_metrics(predict, data)

@@ -93,4 +93,4 @@ def solve_truth(
     sol = solve_ivp(rhs, (times[0], times[-1]), y0.ravel(), t_eval=times, method=method, rtol=rtol, atol=atol)
     if not sol.success:
         raise RuntimeError(f"reference solve failed: {sol.message}")
-    return sol.y.T.reshape((len(times),) + shape)
+    return sol.y.T.reshape((len(times), *shape))

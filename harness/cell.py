@@ -1,0 +1,44 @@
+"""One cell of the matrix: a (task, back-end, device, dtype, seed) with its options.
+
+A cell is a plain JSON-able dict, so that a child process can rebuild exactly the same
+problem (same data, same initial weights) from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from harness import environment, registry
+from harness.models import Params
+from harness.protocols import AbstractImplementation, AbstractTask, Dataset
+
+__all__ = ["Cell", "build_cell", "build_task"]
+
+
+class Cell(TypedDict):
+    task: str
+    impl: str
+    task_options: dict[str, Any]
+    solver: dict[str, Any]
+    impl_options: dict[str, Any]
+    train: dict[str, Any]
+    device: str
+    dtype: str
+    seed: int
+
+
+def build_task(cell: Cell) -> tuple[AbstractTask, Dataset, Params]:
+    """The task with its options, its data and initial parameters for the cell's seed."""
+    task = registry.get_task(cell["task"])(**cell["task_options"])
+    return task, task.make_data(cell["seed"]), task.init_params(cell["seed"])
+
+
+def build_cell(cell: Cell) -> tuple[AbstractImplementation, Params]:
+    """The set-up back-end and the initial parameters of `cell`."""
+    task, data, params = build_task(cell)
+    cls = registry.get_implementation(cell["impl"])
+    environment.framework_threads(cls.framework)
+    impl = cls(
+        task, data, device=cell["device"], dtype=cell["dtype"], solver=cell["solver"], **cell["impl_options"]
+    )
+    return impl, params

@@ -1,0 +1,142 @@
+"""The results store: `results/<run-id>/records.jsonl` (one JSON object a line, appended as
+each cell finishes), `summary.csv` (the flat table, rewritten atomically) and `env.json`.
+
+Open formats only, never pickle; a finished record is never lost to a later crash.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+
+__all__ = ["RECORD_FIELDS", "ResultsStore", "load_records", "new_run_id", "records_frame"]
+
+#: stable record fields (SPEC "Record fields"); more may be added, never renamed
+RECORD_FIELDS = (
+    "run_id",
+    "task",
+    "impl",
+    "params",
+    "device",
+    "dtype",
+    "seed",
+    "status",
+    "reason",
+    "loss_init",
+    "grad_rel_error",
+    "grad_reference",
+    "time_first_s",
+    "time_median_s",
+    "time_iqr_s",
+    "repeats",
+    "nfe_forward",
+    "nfe_backward",
+    "solver_steps",
+    "peak_rss_bytes",
+    "peak_rss_first_call_bytes",
+    "peak_framework_bytes",
+    "peak_framework_method",
+    "train_iters",
+    "train_loss_final",
+    "train_time_s",
+    "train_loss_history",
+    "metrics",
+    "env",
+)
+
+
+def new_run_id(label: str = "") -> str:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{label}" if label else stamp
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN and inf become None (JSON has neither), NumPy scalars become Python."""
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ResultsStore:
+    """Append-only store of one run's records."""
+
+    def __init__(self, directory: Path, env: Mapping[str, Any]) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.records_path = self.dir / "records.jsonl"
+        _atomic_write(self.dir / "env.json", json.dumps(_clean(env), indent=2) + "\n")
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        """Write one record as one line (a single write, flushed to disk), then the CSV."""
+        line = json.dumps(_clean(record), allow_nan=False) + "\n"
+        with open(self.records_path, "a") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        frame = records_frame(load_records(self.dir))
+        _atomic_write(self.dir / "summary.csv", frame.to_csv(index=False))
+
+
+def load_records(directory: Path | str) -> list[dict[str, Any]]:
+    """All records of a results folder; a missing or corrupt file is a one-line UsageError."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise UsageError(f"no results folder at '{path}'")
+    records_path = path / "records.jsonl"
+    if not records_path.is_file():
+        raise UsageError(f"'{path}' is not a results folder: it has no records.jsonl")
+    records = []
+    for number, line in enumerate(records_path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise UsageError(f"corrupt results file '{records_path}': line {number} is not JSON") from None
+        if not isinstance(record, dict) or not {"task", "impl", "status"} <= set(record):
+            raise UsageError(f"'{records_path}' line {number} is not a harness record")
+        records.append(record)
+    return records
+
+
+def records_frame(records: Iterable[Mapping[str, Any]]) -> Any:
+    """A pandas DataFrame of records: nested `params`, `metrics` flattened into columns,
+    `env` reduced to its git commit and date, the loss history left out."""
+    import pandas as pd
+
+    rows = []
+    for rec in records:
+        row = {k: v for k, v in rec.items() if k not in ("params", "metrics", "env", "train_loss_history")}
+        row.update({f"param.{k}": v for k, v in (rec.get("params") or {}).items()})
+        row.update({f"metric.{k}": v for k, v in (rec.get("metrics") or {}).items()})
+        env = rec.get("env") or {}
+        row["git_commit"], row["date"] = env.get("git_commit"), env.get("date")
+        rows.append(row)
+    return pd.DataFrame(rows)

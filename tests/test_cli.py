@@ -1,0 +1,152 @@
+"""The command line end to end, and its answers to bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from harness import cli, registry
+from harness.protocols import AbstractImplementation
+from harness.results import load_records
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def harness(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=900,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "--task", "nope"], "unknown task 'nope'; choose from: double_pendulum"),
+        (["run", "--task", "lotka_volterra", "--impl", "nope"], "unknown back-end 'nope'; choose from:"),
+        (["run", "--task", "lotka_volterra", "--set", "rtol"], "bad --set value 'rtol': expected key=value"),
+        (
+            ["run", "--task", "lotka_volterra", "--set", "rtol=fast"],
+            "bad --set value 'rtol=fast': expected float",
+        ),
+        (
+            ["run", "--task", "lotka_volterra", "--set", "colour=red"],
+            "unknown --set key 'colour'; valid keys",
+        ),
+        (["run", "--task", "lotka_volterra", "--device", "tpu"], "unknown device 'tpu'; choose from: cpu"),
+        (["run", "--task", "lotka_volterra", "--repeats", "0"], "bad --repeats 0"),
+        (["report", "/no/such/folder"], "no results folder at '/no/such/folder'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], expected: str) -> None:
+    proc = harness(*args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_corrupt_results_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "records.jsonl").write_text('{"task": "x", "impl": "y", "status": "ok"}\nnot json\n')
+    proc = harness("report", str(tmp_path))
+    assert proc.returncode == 2
+    assert f"corrupt results file '{tmp_path / 'records.jsonl'}': line 2" in proc.stderr
+
+
+def test_list_names_every_task_and_backend() -> None:
+    proc = harness("list")
+    assert proc.returncode == 0
+    for name in [*registry.TASKS, *registry.IMPLEMENTATIONS]:
+        assert name in proc.stdout
+
+
+def test_tiny_run_end_to_end(tmp_path: Path) -> None:
+    """Every available back-end on the smallest task, then the report in all formats."""
+    out = tmp_path / "run"
+    proc = harness(
+        "run",
+        "--task",
+        "linear_adjoint",
+        "--impl",
+        "all",
+        "--iters",
+        "3",
+        "--repeats",
+        "2",
+        "--out",
+        str(out),
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stderr
+    records = load_records(out)
+    assert {r["impl"] for r in records} == set(registry.IMPLEMENTATIONS)
+    for rec in records:
+        if rec["status"] == "skipped":
+            assert rec["reason"].startswith("unavailable") or "does not" in rec["reason"]
+            continue
+        assert rec["status"] == "ok", rec["reason"]
+        assert rec["grad_rel_error"] < 1e-8
+        assert rec["time_median_s"] > 0 and rec["time_first_s"] > 0
+        assert rec["nfe_forward"] > 0 and rec["nfe_backward"] > 0
+        assert rec["peak_rss_bytes"] is not None and rec["peak_framework_bytes"] is not None
+        assert len(rec["train_loss_history"]) == 3 and rec["train_loss_final"] < rec["loss_init"]
+        assert {"fit_rmse", "extrap_forward_rmse", "W_rel_error"} <= set(rec["metrics"])
+        assert rec["env"]["threads"]["OMP_NUM_THREADS"] == "1" and rec["env"]["versions"]["numpy"]
+    assert (out / "summary.csv").is_file() and (out / "env.json").is_file()
+    for fmt in ("table", "csv", "json"):
+        rep = harness("report", str(out), "--format", fmt)
+        assert rep.returncode == 0 and "linear_adjoint" in rep.stdout
+    lines = harness("report", str(out), "--format", "json").stdout.splitlines()
+    assert len(lines) == len(records) and all(json.loads(line)["run_id"] for line in lines)
+
+
+class _MissingLibrary(AbstractImplementation):
+    """A back-end whose framework is not installed."""
+
+    name = "test-missing-library"
+    framework = "nothing"
+    requires: ClassVar[tuple[str, ...]] = ("a_module_that_is_not_installed",)
+    install = "pip install a-module-that-is-not-installed"
+    model_kinds = frozenset({"mlp", "parametric"})
+
+
+def test_missing_library_is_skipped_and_others_still_run(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(registry.IMPLEMENTATIONS, _MissingLibrary.name, _MissingLibrary)
+    out = tmp_path / "run"
+    code = cli.main(
+        [
+            "run",
+            "--task",
+            "linear_adjoint",
+            "--impl",
+            "test-missing-library,numpy-adjoint",
+            "--iters",
+            "0",
+            "--repeats",
+            "1",
+            "--no-memory",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    records = {r["impl"]: r for r in load_records(out)}
+    assert records["test-missing-library"]["status"] == "skipped"
+    assert records["test-missing-library"]["reason"] == (
+        "unavailable (a_module_that_is_not_installed missing): pip install a-module-that-is-not-installed"
+    )
+    assert records["numpy-adjoint"]["status"] == "ok"
+    assert "unavailable" in capsys.readouterr().out
