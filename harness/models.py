@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -113,6 +114,11 @@ class MLP(AbstractModel):
     def n_layers(self) -> int:
         return len(self.sizes) - 1
 
+    @functools.cached_property
+    def _layer_keys(self) -> tuple[tuple[str, str], ...]:
+        # precomputed: `rhs` runs thousands of times per gradient in eager frameworks
+        return tuple((f"W{i}", f"b{i}") for i in range(self.n_layers))
+
     def init_params(self, seed: int) -> Params:
         rng = np.random.default_rng(seed)
         params: Params = {}
@@ -123,12 +129,11 @@ class MLP(AbstractModel):
         return params
 
     def rhs(self, params: Params, y: Any, xp: Any) -> Any:
+        *hidden, (w_last, b_last) = self._layer_keys
         h = y
-        for i in range(self.n_layers):
-            h = h @ params[f"W{i}"] + params[f"b{i}"]
-            if i < self.n_layers - 1:
-                h = _activation(self.activation, h, xp)
-        return h
+        for w, b in hidden:
+            h = _activation(self.activation, h @ params[w] + params[b], xp)
+        return h @ params[w_last] + params[b_last]
 
     def vjp_numpy(self, params: Params, y: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, Params]:
         # forward, keeping the inputs of every layer and the pre-activations

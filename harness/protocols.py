@@ -105,8 +105,10 @@ class AbstractTask(abc.ABC):
     source: ClassVar[str]
     #: task options and their defaults (types are taken from the defaults)
     options: ClassVar[dict[str, Any]] = {}
-    #: solver defaults shared by all back-ends of this task
-    solver_defaults: ClassVar[dict[str, Any]] = {"rtol": 1e-7, "atol": 1e-7, "dt": 0.01}
+    #: solver defaults shared by all back-ends of this task: rtol and atol for the adaptive
+    #: solvers, the largest RK4 step `dt` (each observation interval is split into
+    #: ceil(interval / dt) equal steps)
+    solver_defaults: ClassVar[dict[str, Any]] = {"rtol": 1e-7, "atol": 1e-7, "dt": 0.1}
     #: training defaults: optimiser is Adam everywhere unless a task says otherwise
     train_defaults: ClassVar[dict[str, Any]] = {"iters": 100, "lr": 1e-2}
 

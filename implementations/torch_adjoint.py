@@ -1,0 +1,49 @@
+"""`torch-adjoint`: torchdiffeq's continuous adjoint (`odeint_adjoint`) with dopri5."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from harness.registry import register_implementation
+from implementations._torch_base import AbstractTorchImplementation
+
+if TYPE_CHECKING:
+    import torch
+
+
+@register_implementation
+class TorchAdjoint(AbstractTorchImplementation):
+    """The continuous adjoint of Chen et al. (2018), as in 000 §2 and 001: a forward dopri5
+    solve without a graph, then the augmented system (state, adjoint, parameter adjoint)
+    solved backwards between consecutive observation times, with the loss's jumps added at
+    each (`torchdiffeq.odeint_adjoint`, torchdiffeq/_impl/adjoint.py).
+
+    Forward and adjoint solves both use dopri5 at the task's `rtol` / `atol`.  The adjoint
+    step control uses torchdiffeq's default norm (the max over state, adjoint and parameter
+    adjoint), or with ``seminorm=True`` the seminorm of Kidger, Chen and Lyons, "'Hey, that's
+    not an ODE': faster ODE adjoints via seminorms" (ICML 2021), which leaves the parameter
+    adjoint (an integral) out of error control.  NFE: vector-field calls during the forward
+    solve, and during the backward solve (each backward call also runs one VJP).
+    """
+
+    name = "torch-adjoint"
+    requires = ("torch", "torchdiffeq")
+    install = 'pip install -c constraints.txt -e ".[torch]"'
+    model_kinds = frozenset({"mlp", "parametric"})
+    solver_options = ("rtol", "atol")
+    options: ClassVar[dict[str, Any]] = {"seminorm": False}
+
+    def setup_solver(self) -> None:
+        from torchdiffeq import odeint_adjoint
+
+        self._odeint = odeint_adjoint
+        rtol, atol = float(self.solver["rtol"]), float(self.solver["atol"])
+        self._kwargs: dict[str, Any] = dict(
+            rtol=rtol, atol=atol, method="dopri5", adjoint_rtol=rtol, adjoint_atol=atol
+        )
+        if self.config["seminorm"]:
+            self._kwargs["adjoint_options"] = {"norm": "seminorm"}
+
+    def _solve(self, native: dict[str, torch.Tensor], times: torch.Tensor, y0: torch.Tensor) -> torch.Tensor:
+        self.field.params = native
+        return self._odeint(self.field, y0, times, adjoint_params=tuple(native.values()), **self._kwargs)
