@@ -76,15 +76,12 @@ def _activation(name: str, z: Any, xp: Any) -> Any:
     raise ValueError(f"unknown activation {name!r}; choose from {', '.join(_ACTIVATIONS)}")
 
 
-def _activation_grad(name: str, z: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """d activation / dz from the pre-activation `z` and the activation `h`."""
-    if name == "tanh":
-        return 1.0 - h * h
-    if name == "relu":
-        return (z > 0).astype(z.dtype)
-    if name == "sigmoid":
-        return h * (1.0 - h)
-    raise ValueError(f"unknown activation {name!r}; choose from {', '.join(_ACTIVATIONS)}")
+#: NumPy activation and its derivative d act / dz from the pre-activation z and activation h
+_NUMPY_ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[..., np.ndarray]]] = {
+    "tanh": (np.tanh, lambda z, h: 1.0 - h * h),
+    "relu": (lambda z: np.maximum(z, 0.0), lambda z, h: (z > 0).astype(z.dtype)),
+    "sigmoid": (lambda z: 1.0 / (1.0 + np.exp(-z)), lambda z, h: h * (1.0 - h)),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,26 +132,32 @@ class MLP(AbstractModel):
             h = _activation(self.activation, h @ params[w] + params[b], xp)
         return h @ params[w_last] + params[b_last]
 
+    @functools.cached_property
+    def _param_keys(self) -> tuple[str, ...]:
+        return tuple(k for pair in self._layer_keys for k in pair)
+
     def vjp_numpy(self, params: Params, y: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, Params]:
-        # forward, keeping the inputs of every layer and the pre-activations
+        # hot path of the NumPy adjoint: no per-call dispatch or key formatting
+        act, act_grad = _NUMPY_ACTIVATIONS[self.activation]
+        keys = self._layer_keys
+        # forward, keeping the input of every layer and the pre-activations
         inputs, pre = [y], []
         h = y
-        for i in range(self.n_layers):
-            z = h @ params[f"W{i}"] + params[f"b{i}"]
-            if i < self.n_layers - 1:
-                pre.append(z)
-                h = _activation(self.activation, z, np)
-                inputs.append(h)
+        for w, b in keys[:-1]:
+            z = h @ params[w] + params[b]
+            h = act(z)
+            pre.append(z)
+            inputs.append(h)
         # backward
-        grads: Params = {}
+        grads: list[np.ndarray] = [a] * (2 * len(keys))
         g = a
-        for i in reversed(range(self.n_layers)):
-            grads[f"W{i}"] = inputs[i].T @ g
-            grads[f"b{i}"] = g.sum(axis=0)
-            g = g @ params[f"W{i}"].T
+        for i in range(len(keys) - 1, -1, -1):
+            grads[2 * i] = inputs[i].T @ g
+            grads[2 * i + 1] = g.sum(axis=0)
+            g = g @ params[keys[i][0]].T
             if i > 0:
-                g = g * _activation_grad(self.activation, pre[i - 1], inputs[i])
-        return g, {k: grads[k] for k in params}
+                g = g * act_grad(pre[i - 1], inputs[i])
+        return g, dict(zip(self._param_keys, grads, strict=True))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,7 +29,9 @@ def _row(rec: Mapping[str, Any]) -> dict[str, str]:
         "first call s": _num(rec.get("time_first_s"), ".3g"),
         "vg median ± IQR ms": steady,
         "NFE fwd/bwd": nfe,
-        "peak RSS MB": _num(rec.get("peak_rss_bytes"), ".1f", 1e-6),
+        "RSS MB first/steady": "-"
+        if rec.get("peak_rss_bytes") is None
+        else f"{rec['peak_rss_first_call_bytes'] * 1e-6:.1f}/{rec['peak_rss_bytes'] * 1e-6:.1f}",
         "framework MB": _num(rec.get("peak_framework_bytes"), ".3f", 1e-6),
         "loss init": _num(rec.get("loss_init"), ".3g"),
         "loss final": _num(rec.get("train_loss_final"), ".3g"),

@@ -121,7 +121,7 @@ class NumpyAdjoint(AbstractImplementation):
             # (2.4a-b) without the Dirac terms: d(lambda, mu)/dt = -(lambda^T df/du, lambda^T df/dtheta)
             a_u, a_p = vjp(params, u(t).reshape(shape), z[:n].reshape(shape))
             dz = np.concatenate([a_u.ravel(), *[a_p[k].ravel() for k in keys]])
-            dz *= -1.0
+            np.negative(dz, out=dz)
             return dz
 
         t = self.t_obs

@@ -40,7 +40,7 @@ class DoublePendulum(AbstractTask):
         "l2": 1.0,
         "g": 9.8,
     }
-    train_defaults = {"iters": 100, "lr": 1e-2}
+    train_defaults = {"iters": 300, "lr": 1e-2}
 
     @property
     def physics(self) -> dict[str, float]:

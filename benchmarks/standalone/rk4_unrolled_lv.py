@@ -7,7 +7,7 @@ ceil(0.1 / dt) steps per observation interval, every step recorded by torch auto
 Prints the loss, the gradient norm and the median time of one value-and-grad call;
 compare with the harness's `time_median_s` for `--task lotka_volterra --impl rk4-unrolled`.
 
-    python benchmarks/standalone/rk4_unrolled_lv.py [--repeats 20] [--dt 0.01]
+    python benchmarks/standalone/rk4_unrolled_lv.py [--repeats 20] [--dt 0.1]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def mlp_weights(seed: int = 0, sizes: tuple[int, ...] = (2, 64, 2)) -> list[np.n
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--dt", type=float, default=0.01, help="largest RK4 step")
+    parser.add_argument("--dt", type=float, default=0.1, help="largest RK4 step (the task default)")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
