@@ -30,7 +30,7 @@ class LotkaVolterra(AbstractTask):
     name = "lotka_volterra"
     source = "000 §3.2"
     options = {"t1": 10.0, "n_obs": 101, "extrap": 10.0, "hidden": 64}
-    train_defaults = {"iters": 100, "lr": 1e-2}
+    train_defaults = {"iters": 300, "lr": 1e-2}
 
     @property
     def model(self) -> MLP:
