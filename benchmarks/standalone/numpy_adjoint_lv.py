@@ -16,7 +16,6 @@ what the harness adds.
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import statistics
 import time
@@ -24,31 +23,8 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
+from lv_problem import lotka_volterra_data, mlp_weights
 from scipy.integrate import RK45, solve_ivp
-
-
-def lotka_volterra_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Times (101,), observations (101, 1, 2) and u0 (1, 2), truth from DOP853 at 1e-12."""
-    alpha, beta, delta, gamma = 2 / 3, 4 / 3, 1.0, 1.0
-    t = np.linspace(0.0, 10.0, 101)
-    u0 = np.array([1.0, 1.0])
-    rhs = lambda _, u: [alpha * u[0] - beta * u[0] * u[1], delta * u[0] * u[1] - gamma * u[1]]
-    sol = solve_ivp(rhs, (t[0], t[-1]), u0, t_eval=t, method="DOP853", rtol=1e-12, atol=1e-12)
-    return t, sol.y.T[:, None, :], u0[None, :]
-
-
-def mlp_weights(seed: int = 0, sizes: tuple[int, ...] = (2, 64, 2)) -> list[np.ndarray]:
-    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)) weights (in, out) and biases, drawn in the order
-    W0, b0, W1, b1 from one generator: the harness's `MLP.init_params(seed)`."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for fan_in, fan_out in itertools.pairwise(sizes):
-        bound = 1.0 / np.sqrt(fan_in)
-        out += [
-            rng.uniform(-bound, bound, size=(fan_in, fan_out)),
-            rng.uniform(-bound, bound, size=(fan_out,)),
-        ]
-    return out
 
 
 def value_and_grad(
