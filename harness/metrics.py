@@ -15,15 +15,24 @@ def rmse(pred: np.ndarray, true: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.sum(diff * diff, axis=-1))))
 
 
+def _predict_or_nan(predict: Predictor, times: np.ndarray, y0: np.ndarray) -> np.ndarray:
+    """An extrapolation may blow up (000 §3.1: backward in time it is expected to fail):
+    a solver that gives up yields NaN states, which the metrics report, not a crash."""
+    try:
+        return np.asarray(predict(times, y0), dtype=float)
+    except (RuntimeError, FloatingPointError, OverflowError, ValueError):
+        return np.full((len(times), *np.shape(y0)), np.nan)
+
+
 def extrapolate(predict: Predictor, data: Dataset) -> dict[str, np.ndarray]:
     """Predictions over the training window plus the forward window, and over the backward one."""
     out = {"fit": predict(data.t, data.y0)}
     if data.t_forward.size:
         times = np.concatenate([data.t, data.t_forward])
-        out["forward"] = predict(times, data.y0)[data.n_obs :]
+        out["forward"] = _predict_or_nan(predict, times, data.y0)[data.n_obs :]
     if data.t_backward.size:
         times = np.concatenate([data.t[:1], data.t_backward])
-        out["backward"] = predict(times, data.y0)[1:]
+        out["backward"] = _predict_or_nan(predict, times, data.y0)[1:]
     return out
 
 

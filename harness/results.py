@@ -93,6 +93,24 @@ class ResultsStore:
         self.records_path = self.dir / "records.jsonl"
         _atomic_write(self.dir / "env.json", json.dumps(_clean(env), indent=2) + "\n")
 
+    def save_arrays(self, name: str, arrays: Mapping[str, Any]) -> str:
+        """Write NumPy arrays to `trajectories/<name>.npz` atomically (no pickled objects);
+        returns the path relative to the run folder."""
+        import numpy as np
+
+        folder = self.dir / "trajectories"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{name}.npz"
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **{k: np.asarray(v, dtype=float) for k, v in arrays.items()})
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return str(path.relative_to(self.dir))
+
     def append(self, record: Mapping[str, Any]) -> None:
         """Write one record as one line (a single write, flushed to disk), then the CSV."""
         line = json.dumps(_clean(record), allow_nan=False) + "\n"

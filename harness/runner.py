@@ -9,6 +9,7 @@ one-line reason; the other cells go on.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -21,7 +22,9 @@ from tqdm.auto import tqdm
 from harness import registry
 from harness.cell import Cell, build_cell, build_task
 from harness.measurement import measure_memory_isolated, relative_error, time_value_and_grad
+from harness.metrics import extrapolate
 from harness.models import Params
+from harness.protocols import Dataset
 from harness.results import ResultsStore
 
 __all__ = ["run_cells"]
@@ -35,6 +38,47 @@ def _reference(cell: Cell) -> tuple[float, Params, str]:
         task, data, params = build_task(cell)
         _REFERENCE_CACHE[key] = task.reference_gradient(params, data)
     return _REFERENCE_CACHE[key]
+
+
+def cell_id(cell: Cell) -> str:
+    """A file-name-safe id of a cell: task, back-end, seed and a hash of its options."""
+    options = json.dumps(
+        [
+            cell["task_options"],
+            cell["solver"],
+            cell["impl_options"],
+            cell["train"],
+            cell["device"],
+            cell["dtype"],
+        ],
+        sort_keys=True,
+    )
+    digest = hashlib.sha1(options.encode()).hexdigest()[:8]
+    return f"{cell['task']}__{cell['impl']}__seed{cell['seed']}__{digest}"
+
+
+def trajectories(
+    predict: Callable[[np.ndarray, np.ndarray], np.ndarray], data: Dataset
+) -> dict[str, np.ndarray]:
+    """The trained model and the truth over backward window + training window + forward
+    window (increasing times), and the observations: what the trajectory figures draw."""
+    pred = extrapolate(predict, data)
+    parts_t, parts_true, parts_pred = [data.t], [data.y_true], [pred["fit"]]
+    if "backward" in pred:
+        parts_t.insert(0, data.t_backward[::-1])
+        parts_true.insert(0, data.y_backward[::-1])
+        parts_pred.insert(0, pred["backward"][::-1])
+    if "forward" in pred:
+        parts_t.append(data.t_forward)
+        parts_true.append(data.y_forward)
+        parts_pred.append(pred["forward"])
+    return {
+        "t_obs": data.t,
+        "y_obs": data.y,
+        "t": np.concatenate(parts_t),
+        "y_true": np.concatenate(parts_true),
+        "y_pred": np.concatenate(parts_pred),
+    }
 
 
 def _one_line(exc: BaseException) -> str:
@@ -64,6 +108,7 @@ def measure_cell(
     repeats: int,
     memory: bool,
     on_train_step: Callable[[int, float], None] | None = None,
+    store: ResultsStore | None = None,
 ) -> None:
     """Fill `record` stage by stage; raises on failure, leaving what was measured in it."""
     cls = registry.get_implementation(cell["impl"])
@@ -119,7 +164,11 @@ def measure_cell(
             raise FloatingPointError(f"training diverged: non-finite loss at iteration {bad}")
         record["stage"] = "metrics"
         trained = result.params
-        record["metrics"] = task.metrics(lambda t, y0: impl.predict(trained, t, y0), data, trained)
+        predict = lambda t, y0: impl.predict(trained, t, y0)
+        record["metrics"] = task.metrics(predict, data, trained)
+        if store is not None:
+            record["stage"] = "trajectories"
+            record["trajectory_file"] = store.save_arrays(cell_id(cell), trajectories(predict, data))
     del record["stage"]
 
 
@@ -156,7 +205,7 @@ def run_cells(
 
         start = time.perf_counter()
         try:
-            measure_cell(cell, record, repeats=repeats, memory=memory, on_train_step=step)
+            measure_cell(cell, record, repeats=repeats, memory=memory, on_train_step=step, store=store)
         except KeyboardInterrupt:
             inner.close()
             raise
