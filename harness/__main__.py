@@ -20,6 +20,9 @@ def _threads_from_argv(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    import signal
+
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends quietly
     from harness.environment import configure_threads
 
     configure_threads(_threads_from_argv(argv))

@@ -6,13 +6,15 @@ problem (same data, same initial weights) from it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, TypedDict
 
 from harness import environment, registry
 from harness.models import Params
 from harness.protocols import AbstractImplementation, AbstractTask, Dataset
 
-__all__ = ["Cell", "build_cell", "build_task"]
+__all__ = ["Cell", "build_cell", "build_task", "cell_id"]
 
 
 class Cell(TypedDict):
@@ -42,3 +44,11 @@ def build_cell(cell: Cell) -> tuple[AbstractImplementation, Params]:
         task, data, device=cell["device"], dtype=cell["dtype"], solver=cell["solver"], **cell["impl_options"]
     )
     return impl, params
+
+
+def cell_id(cell: Cell) -> str:
+    """A file-name-safe id of a cell: task, back-end, seed and a hash of its options."""
+    keys = ("task_options", "solver", "impl_options", "train", "device", "dtype")
+    options = json.dumps([cell[k] for k in keys], sort_keys=True)  # type: ignore[literal-required]
+    digest = hashlib.sha1(options.encode()).hexdigest()[:8]
+    return f"{cell['task']}__{cell['impl']}__seed{cell['seed']}__{digest}"

@@ -30,11 +30,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="tasks and back-ends, which are available and how to install the others")
 
     run = sub.add_parser("run", help="measure back-ends on tasks and write a results folder")
-    run.add_argument("--task", required=True, help="NAME[,NAME...] or all")
-    run.add_argument("--impl", default="all", help="NAME[,NAME...] or all (default: all)")
+    run.add_argument("--task", required=True, help="NAME[,NAME...] or all; grids: NAME[key=v1,v2]")
+    run.add_argument(
+        "--impl", default="all", help="NAME[,NAME...] or all (default); grids: NAME[rtol=1e-3,1e-6]"
+    )
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     run.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     run.add_argument("--seed", type=int, default=0, help="data and initial-weight seed (default: 0)")
+    run.add_argument("--seeds", default=None, help="several seeds, e.g. 0,1,2 (each its own cell)")
     run.add_argument("--iters", type=int, default=None, help="training iterations (default: the task's)")
     run.add_argument("--repeats", type=int, default=7, help="timed value-and-grad repeats after warm-up")
     run.add_argument("--out", type=Path, default=None, help="results folder (default: results/<run-id>)")
@@ -48,11 +51,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--threads", type=int, default=1, help="threads per framework (default: 1)")
     run.add_argument("--no-memory", action="store_true", help="skip the isolated-process memory probe")
+    run.add_argument("--timeout", type=float, default=1800.0, help="seconds per cell before it is failed")
+    run.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="go on with an interrupted run in DIR, skipping its finished cells",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
     report = sub.add_parser("report", help="print the table of a results folder")
     report.add_argument("directory", type=Path)
     report.add_argument("--format", default="table", choices=("table", "csv", "json"))
+    report.add_argument("--no-figures", action="store_true", help="print the table only")
+    compare = sub.add_parser("compare", help="does results folder B reproduce A? (exit 1 if not)")
+    compare.add_argument("a", type=Path)
+    compare.add_argument("b", type=Path)
+    compare.add_argument("--ignore-times", action="store_true", help="compare accuracy and work only")
+
+    from harness.studies import add_study_parser
+
+    add_study_parser(sub)
     return parser
 
 
@@ -99,72 +119,151 @@ def _check_device(device: str) -> None:
         raise UsageError(f"no CUDA device '{device}' on this machine; use --device cpu")
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from harness.config import parse_sets, split_options, validate_keys
+def _seeds(args: argparse.Namespace) -> list[int]:
+    if args.seeds is None:
+        return [args.seed]
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise UsageError(f"bad --seeds '{args.seeds}': expected integers such as 0,1,2") from None
+    if not seeds:
+        raise UsageError("bad --seeds: no seed given")
+    return seeds
 
-    task_names = registry.select("task", args.task)
-    impl_names = registry.select("impl", args.impl)
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.config import parse_sets
+    from harness.matrix import plan
+
+    if args.resume is not None:
+        if args.out is not None and args.out != args.resume:
+            raise UsageError("give --resume DIR or --out DIR, not both")
+        from harness.results import load_records
+
+        if (args.resume / "records.jsonl").is_file():
+            load_records(args.resume)  # a corrupt or foreign file: one line naming it
+        elif not args.resume.is_dir():
+            raise UsageError(f"no results folder at '{args.resume}' to resume")
     _check_device(args.device)
     if args.repeats < 1:
         raise UsageError(f"bad --repeats {args.repeats}: must be at least 1")
     if args.iters is not None and args.iters < 0:
         raise UsageError(f"bad --iters {args.iters}: must not be negative")
-    sets = parse_sets(args.sets)
-    task_classes = [registry.get_task(n) for n in task_names]
-    impl_classes = [registry.get_implementation(n) for n in impl_names]
-    validate_keys(sets, task_classes, impl_classes)
-    cells = []
-    for task_cls in task_classes:
-        for impl_cls in impl_classes:
-            cfg = split_options(sets, task_cls, impl_cls, iters=args.iters)
-            cells.append(
-                {
-                    "task": task_cls.name,
-                    "impl": impl_cls.name,
-                    "task_options": cfg.task,
-                    "solver": cfg.solver,
-                    "impl_options": cfg.impl,
-                    "train": cfg.train,
-                    "device": args.device,
-                    "dtype": args.dtype,
-                    "seed": args.seed,
-                }
-            )
+    if args.timeout <= 0:
+        raise UsageError(f"bad --timeout {args.timeout}: must be positive")
+    cells = plan(
+        args.task,
+        args.impl,
+        sets=parse_sets(args.sets),
+        seeds=_seeds(args),
+        iters=args.iters,
+        device=args.device,
+        dtype=args.dtype,
+    )
+    return execute(
+        cells,
+        out=args.resume or args.out,
+        label=cells[0]["task"] if len({c["task"] for c in cells}) == 1 else "matrix",
+        repeats=args.repeats,
+        memory=not args.no_memory,
+        timeout=args.timeout,
+        progress=not args.quiet,
+    )
 
+
+def execute(
+    cells: list, *, out: Path | None, label: str, repeats: int, memory: bool, timeout: float, progress: bool
+) -> int:
+    """Run `cells` into `out` (default results/<run-id>), print the table, write the report."""
     from harness.environment import provenance
     from harness.reporting import format_records
-    from harness.results import ResultsStore, new_run_id
+    from harness.results import ResultsStore, load_records, new_run_id
     from harness.runner import run_cells
 
-    label = task_names[0] if len(task_names) == 1 else "matrix"
     run_id = new_run_id(label)
-    out = args.out if args.out is not None else Path("results") / run_id
+    out = out if out is not None else Path("results") / run_id
     env = provenance()
     store = ResultsStore(out, env)
     try:
-        records = run_cells(
+        run_cells(
             cells,
             store,
             run_id=run_id,
             env=env,
-            repeats=args.repeats,
-            memory=not args.no_memory,
-            progress=not args.quiet,
+            repeats=repeats,
+            memory=memory,
+            timeout=timeout,
+            progress=progress,
         )
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished cells are in {out}/records.jsonl", file=sys.stderr)
+        print(
+            f"\ninterrupted: finished cells are in {out}/records.jsonl; --resume {out} goes on",
+            file=sys.stderr,
+        )
         return 130
+    records = load_records(out)
     print(format_records(records))
-    print(f"\nresults: {out}/records.jsonl, {out}/summary.csv")
+    written = _write_report(out, records)
+    print(f"\nresults: {out}/records.jsonl, {out}/summary.csv" + (f", {written}" if written else ""))
     return 0
+
+
+def _write_report(directory: Path, records: list) -> str:
+    """Figures, report.md and report.html when the report libraries are installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        return ""
+    try:
+        from harness.html_report import write_report
+    except ImportError:
+        return ""
+    paths = write_report(directory, records)
+    return ", ".join(str(p) for p in paths.values() if str(p).endswith((".html", ".md")))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.reporting import format_records
     from harness.results import load_records
 
-    print(format_records(load_records(args.directory), args.format))
+    records = load_records(args.directory)
+    print(format_records(records, args.format))
+    if args.format == "table" and not args.no_figures:
+        written = _write_report(args.directory, records)
+        if written:
+            print(f"\nreport: {written}")
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from harness.compare import TOLERANCES, compare_runs
+    from harness.results import load_records
+
+    verdicts = compare_runs(load_records(args.a), load_records(args.b), times=not args.ignore_times)
+    rows = [
+        {
+            "task": v.task,
+            "impl": v.impl,
+            "cell": v.cell.split("__", 2)[-1],
+            "verdict": "reproduced" if v.reproduced else "differs",
+            "differences": "; ".join(v.differences),
+        }
+        for v in verdicts
+    ]
+    print(tabulate(rows, headers="keys", tablefmt="github"))
+    print(
+        "\ntolerances: "
+        + "; ".join(
+            f"{k} {t.describe()}"
+            for k, t in TOLERANCES.items()
+            if not (args.ignore_times and k.startswith("time_"))
+        )
+    )
+    bad = sum(not v.reproduced for v in verdicts)
+    print(f"{len(verdicts) - bad} of {len(verdicts)} cells reproduced" + (f", {bad} differ" if bad else ""))
+    return 1 if bad else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list()
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "compare":
+            return cmd_compare(args)
+        if args.command == "study":
+            from harness.studies import run_study
+
+            return run_study(args)
         return cmd_report(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

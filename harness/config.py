@@ -17,6 +17,8 @@ from harness.protocols import AbstractImplementation, AbstractTask
 __all__ = ["CellConfig", "cast_value", "parse_sets", "split_options"]
 
 TRAIN_KEYS = ("iters", "lr")
+#: `tol=x` sets rtol = atol = x (the work-precision sweeps)
+TOL_ALIAS = "tol"
 
 
 def parse_sets(items: Iterable[str]) -> dict[str, str]:
@@ -65,7 +67,7 @@ class CellConfig:
 def valid_keys(
     tasks: Iterable[type[AbstractTask]], impls: Iterable[type[AbstractImplementation]]
 ) -> set[str]:
-    keys = set(TRAIN_KEYS)
+    keys = {*TRAIN_KEYS, TOL_ALIAS}
     for task in tasks:
         keys |= set(task.options) | set(task.solver_defaults)
     for impl in impls:
@@ -83,6 +85,12 @@ def split_options(
     """Resolve `--set` values for one cell; keys that belong to neither side are ignored
     here (they were validated against the whole selection by `validate_keys`)."""
     task = {k: cast_value(k, v, task_cls.options[k]) for k, v in sets.items() if k in task_cls.options}
+    if TOL_ALIAS in sets:
+        sets = {
+            "rtol": sets[TOL_ALIAS],
+            "atol": sets[TOL_ALIAS],
+            **{k: v for k, v in sets.items() if k != TOL_ALIAS},
+        }
     solver_keys = [k for k in impl_cls.solver_options if k in task_cls.solver_defaults]
     solver = {
         k: cast_value(k, sets.get(k, task_cls.solver_defaults[k]), task_cls.solver_defaults[k])
@@ -113,7 +121,9 @@ def validate_keys(
     for owner in [*impls, *tasks]:
         defaults.update(owner.options)
     for task in tasks:
-        defaults.update({**task.solver_defaults, **task.train_defaults})
+        defaults.update(
+            {**task.solver_defaults, **task.train_defaults, TOL_ALIAS: task.solver_defaults["rtol"]}
+        )
     for key, raw in sets.items():
         if key not in keys:
             raise UsageError(f"unknown --set key '{key}'; valid keys here: {choices(keys)}")

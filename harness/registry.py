@@ -78,18 +78,3 @@ def get_implementation(name: str) -> type[AbstractImplementation]:
         return IMPLEMENTATIONS[name]
     except KeyError:
         raise UsageError(f"unknown back-end '{name}'; choose from: {choices(IMPLEMENTATIONS)}, all") from None
-
-
-def select(kind: str, spec: str) -> list[str]:
-    """Names selected by a comma-separated `spec` (or `all`) from the `task`/`impl` registry."""
-    discover()
-    registry = TASKS if kind == "task" else IMPLEMENTATIONS
-    getter = get_task if kind == "task" else get_implementation
-    names = [s.strip() for s in spec.split(",") if s.strip()]
-    if not names:
-        raise UsageError(f"no {kind} given; choose from: {choices(registry)}, all")
-    if names == ["all"]:
-        return sorted(registry)
-    for name in names:
-        getter(name)
-    return list(dict.fromkeys(names))

@@ -17,13 +17,34 @@ def _num(value: Any, fmt: str, scale: float = 1.0) -> str:
     return format(value * scale, fmt)
 
 
-def _row(rec: Mapping[str, Any]) -> dict[str, str]:
+def varying_params(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Option keys whose values differ between records of the same task (grids, seeds)."""
+    keys: set[str] = set()
+    by_task: dict[str, list[Mapping[str, Any]]] = {}
+    for rec in records:
+        by_task.setdefault(rec["task"], []).append(rec)
+    for group in by_task.values():
+        for key in {k for r in group for k in (r.get("params") or {})}:
+            if len({json.dumps((r.get("params") or {}).get(key)) for r in group}) > 1:
+                keys.add(key)
+    if len({r.get("seed") for r in records}) > 1:
+        keys.add("seed")
+    return sorted(keys)
+
+
+def _options(rec: Mapping[str, Any], keys: Sequence[str]) -> str:
+    params = {**(rec.get("params") or {}), "seed": rec.get("seed")}
+    return " ".join(f"{k}={params[k]}" for k in keys if k in params)
+
+
+def _row(rec: Mapping[str, Any], keys: Sequence[str] = ()) -> dict[str, str]:
     nfe = "-" if rec.get("nfe_forward") is None else f"{rec['nfe_forward']}/{rec['nfe_backward']}"
     median, iqr = rec.get("time_median_s"), rec.get("time_iqr_s")
     steady = "-" if median is None else f"{median * 1e3:.3g} ± {iqr * 1e3:.2g}"
-    return {
-        "task": rec["task"],
-        "impl": rec["impl"],
+    row = {"task": rec["task"], "impl": rec["impl"]}
+    if keys:
+        row["options"] = _options(rec, keys)
+    return row | {
         "status": rec["status"],
         "grad rel err": _num(rec.get("grad_rel_error"), ".1e"),
         "first call s": _num(rec.get("time_first_s"), ".3g"),
@@ -40,10 +61,12 @@ def _row(rec: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _metrics_table(records: Sequence[Mapping[str, Any]]) -> str:
+    keys = varying_params(records)
     rows = [
         {
             "task": r["task"],
             "impl": r["impl"],
+            **({"options": _options(r, keys)} if keys else {}),
             **{k: f"{v:.3g}" if isinstance(v, float) else v for k, v in (r.get("metrics") or {}).items()},
         }
         for r in records
@@ -60,7 +83,8 @@ def format_records(records: Sequence[Mapping[str, Any]], fmt: str = "table") -> 
         from harness.results import records_frame
 
         return records_frame(records).to_csv(index=False).rstrip("\n")
-    parts = [tabulate([_row(r) for r in records], headers="keys", tablefmt="github")]
+    keys = varying_params(records)
+    parts = [tabulate([_row(r, keys) for r in records], headers="keys", tablefmt="github")]
     metrics = _metrics_table(records)
     if metrics:
         parts += ["", "Metrics after training (RMSE against the noise-free truth):", metrics]

@@ -17,11 +17,19 @@ from typing import Any
 
 from harness.errors import UsageError
 
-__all__ = ["RECORD_FIELDS", "ResultsStore", "load_records", "new_run_id", "records_frame"]
+__all__ = [
+    "RECORD_FIELDS",
+    "ResultsStore",
+    "load_records",
+    "new_run_id",
+    "records_frame",
+    "write_json_atomic",
+]
 
 #: stable record fields (SPEC "Record fields"); more may be added, never renamed
 RECORD_FIELDS = (
     "run_id",
+    "cell_id",
     "task",
     "impl",
     "params",
@@ -84,14 +92,35 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-class ResultsStore:
-    """Append-only store of one run's records."""
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """One JSON document, written to a temporary file and renamed into place."""
+    _atomic_write(Path(path), json.dumps(_clean(obj), allow_nan=False) + "\n")
 
-    def __init__(self, directory: Path, env: Mapping[str, Any]) -> None:
+
+class ResultsStore:
+    """Append-only store of one run's records.
+
+    **Arguments:** `directory` (created), `env` (written to `env.json` unless the folder
+    already has one, as when a run is resumed).
+    """
+
+    def __init__(self, directory: Path, env: Mapping[str, Any] | None = None) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.records_path = self.dir / "records.jsonl"
-        _atomic_write(self.dir / "env.json", json.dumps(_clean(env), indent=2) + "\n")
+        if env is not None and not (self.dir / "env.json").is_file():
+            _atomic_write(self.dir / "env.json", json.dumps(_clean(env), indent=2) + "\n")
+
+    @classmethod
+    def open(cls, directory: Path) -> ResultsStore:
+        """An existing store, for a worker that adds trajectory files to it."""
+        return cls(directory)
+
+    def finished_ids(self) -> set[str]:
+        """`cell_id`s already recorded here (what `--resume` skips)."""
+        if not self.records_path.is_file():
+            return set()
+        return {r["cell_id"] for r in load_records(self.dir) if r.get("cell_id")}
 
     def save_arrays(self, name: str, arrays: Mapping[str, Any]) -> str:
         """Write NumPy arrays to `trajectories/<name>.npz` atomically (no pickled objects);
@@ -112,12 +141,13 @@ class ResultsStore:
         return str(path.relative_to(self.dir))
 
     def append(self, record: Mapping[str, Any]) -> None:
-        """Write one record as one line (a single write, flushed to disk), then the CSV."""
-        line = json.dumps(_clean(record), allow_nan=False) + "\n"
-        with open(self.records_path, "a") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        """Add one record: the whole `records.jsonl` is rewritten to a temporary file and
+        renamed into place, so a crash at any moment leaves the old or the new file, never
+        a torn one; then the CSV, the same way."""
+        old = self.records_path.read_text() if self.records_path.is_file() else ""
+        if old and not old.endswith("\n"):
+            old += "\n"
+        _atomic_write(self.records_path, old + json.dumps(_clean(record), allow_nan=False) + "\n")
         frame = records_frame(load_records(self.dir))
         _atomic_write(self.dir / "summary.csv", frame.to_csv(index=False))
 

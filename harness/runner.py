@@ -1,60 +1,42 @@
-"""Runs the matrix of cells and writes one record per cell as it finishes.
+"""Runs the matrix of cells, each in a process of its own, one record per cell.
 
-For each cell: the task's reference gradient (cached per task configuration and seed),
-first-call and steady-state timing, gradient error, NFE, peak memory in an isolated
-process, a short training run and the task's metrics.  A back-end that is missing,
-cannot run the task, raises or diverges gives a `skipped` or `failed` record with a
-one-line reason; the other cells go on.
+For each cell: the task's reference gradient, first-call and steady-state timing,
+gradient error, NFE, peak memory (in a further isolated process), a short training run,
+the task's metrics and the trajectories for the figures.  The worker process saves its
+record after every stage, so that a crash, a NaN or a timeout leaves a `failed` record
+with its reason and everything measured before; the other cells go on.  Missing
+libraries and unsupported combinations are `skipped` with a one-line reason.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from harness import registry
-from harness.cell import Cell, build_cell, build_task
+from harness.cell import Cell, build_cell, build_task, cell_id
 from harness.measurement import measure_memory_isolated, relative_error, time_value_and_grad
 from harness.metrics import extrapolate
-from harness.models import Params
 from harness.protocols import Dataset
-from harness.results import ResultsStore
+from harness.results import ResultsStore, write_json_atomic
 
-__all__ = ["run_cells"]
+__all__ = ["measure_cell", "run_cells", "skip_reason", "trajectories"]
 
-_REFERENCE_CACHE: dict[str, tuple[float, Params, str]] = {}
-
-
-def _reference(cell: Cell) -> tuple[float, Params, str]:
-    key = json.dumps([cell["task"], cell["task_options"], cell["seed"]], sort_keys=True)
-    if key not in _REFERENCE_CACHE:
-        task, data, params = build_task(cell)
-        _REFERENCE_CACHE[key] = task.reference_gradient(params, data)
-    return _REFERENCE_CACHE[key]
-
-
-def cell_id(cell: Cell) -> str:
-    """A file-name-safe id of a cell: task, back-end, seed and a hash of its options."""
-    options = json.dumps(
-        [
-            cell["task_options"],
-            cell["solver"],
-            cell["impl_options"],
-            cell["train"],
-            cell["device"],
-            cell["dtype"],
-        ],
-        sort_keys=True,
-    )
-    digest = hashlib.sha1(options.encode()).hexdigest()[:8]
-    return f"{cell['task']}__{cell['impl']}__seed{cell['seed']}__{digest}"
+#: test aid: ``HARNESS_FAULT="IMPL:MODE[:STAGE]"`` makes that back-end's worker crash
+#: (killed by SIGKILL), hang, or produce NaN parameters at STAGE (default: train)
+FAULT_VARIABLE = "HARNESS_FAULT"
 
 
 def trajectories(
@@ -86,9 +68,10 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def _base_record(cell: Cell, run_id: str, env: Mapping[str, Any]) -> dict[str, Any]:
+def base_record(cell: Cell, run_id: str, env: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "run_id": run_id,
+        "cell_id": cell_id(cell),
         "task": cell["task"],
         "impl": cell["impl"],
         "params": {**cell["task_options"], **cell["solver"], **cell["impl_options"], **cell["train"]},
@@ -101,38 +84,62 @@ def _base_record(cell: Cell, run_id: str, env: Mapping[str, Any]) -> dict[str, A
     }
 
 
+def skip_reason(cell: Cell) -> str | None:
+    """Why a cell cannot run (library missing, model kind or device unsupported), or None.
+
+    Decided without importing any framework, in the parent process."""
+    cls = registry.get_implementation(cell["impl"])
+    if missing := cls.missing():
+        return f"unavailable ({', '.join(missing)} missing): {cls.install}"
+    return cls.skip(registry.get_task(cell["task"])(**cell["task_options"]), cell["device"])
+
+
+def _inject_fault(cell: Cell, stage: str) -> None:
+    spec = os.environ.get(FAULT_VARIABLE, "")
+    impl, _, rest = spec.partition(":")
+    mode, _, at = rest.partition(":")
+    if impl != cell["impl"] or stage != (at or "train"):
+        return
+    if mode == "crash":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if mode == "hang":
+        time.sleep(1e6)
+
+
 def measure_cell(
     cell: Cell,
     record: dict[str, Any],
     *,
     repeats: int,
     memory: bool,
-    on_train_step: Callable[[int, float], None] | None = None,
     store: ResultsStore | None = None,
+    on_train_step: Callable[[int, float], None] | None = None,
+    checkpoint: Callable[[dict[str, Any]], None] = lambda record: None,
 ) -> None:
-    """Fill `record` stage by stage; raises on failure, leaving what was measured in it."""
-    cls = registry.get_implementation(cell["impl"])
-    if missing := cls.missing():
-        record.update(status="skipped", reason=f"unavailable ({', '.join(missing)} missing): {cls.install}")
-        return
-    task, data, _ = build_task(cell)
-    if reason := cls.skip(task, cell["device"]):
-        record.update(status="skipped", reason=reason)
-        return
+    """Fill `record` stage by stage, calling `checkpoint(record)` after each; raises on
+    failure with `record["stage"]` naming the stage that failed."""
 
-    record["stage"] = "reference"
-    ref_loss, ref_grad, how = _reference(cell)
+    def stage(name: str) -> None:
+        record["stage"] = name
+        checkpoint(record)
+        _inject_fault(cell, name)
+
+    task, data, params = build_task(cell)
+    if os.environ.get(FAULT_VARIABLE, "").startswith(f"{cell['impl']}:nan"):
+        params = {k: np.full_like(v, np.nan) for k, v in params.items()}
+
+    stage("reference")
+    _, ref_grad, how = task.reference_gradient(task.init_params(cell["seed"]), data)
     record["grad_reference"] = how
 
-    record["stage"] = "setup"
-    impl, params = build_cell(cell)
+    stage("setup")
+    impl, _ = build_cell(cell)
 
-    record["stage"] = "value_and_grad"
+    stage("value_and_grad")
     timing, out = time_value_and_grad(impl, params, repeats=repeats)
     loss, grad = impl.to_numpy(out)
     record.update(
         loss_init=loss,
-        loss_reference=ref_loss,
         grad_rel_error=relative_error(grad, ref_grad),
         time_first_s=timing.first_s,
         time_median_s=timing.median_s,
@@ -142,34 +149,67 @@ def measure_cell(
     if not (math.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grad.values())):
         raise FloatingPointError("non-finite loss or gradient at the initial parameters")
 
-    record["stage"] = "nfe"
+    stage("nfe")
     record["nfe_forward"], record["nfe_backward"] = impl.count_nfe(params)
     record["solver_steps"] = getattr(impl, "n_steps", None)
 
     if memory:
-        record["stage"] = "memory"
+        stage("memory")
         record.update(measure_memory_isolated(cell))
 
-    record["stage"] = "train"
+    stage("train")
     iters, lr = int(cell["train"]["iters"]), float(cell["train"]["lr"])
     record["train_iters"] = iters
     if iters > 0:
         result = impl.train(params, iters=iters, lr=lr, callback=on_train_step)
         history = [float(x) for x in result.loss_history]
         record.update(train_loss_history=history, train_time_s=result.time_s)
-        final, _ = impl.value_and_grad(result.params)
-        record["train_loss_final"] = final
-        bad = next((i for i, x in enumerate([*history, final]) if not math.isfinite(x)), None)
+        bad = next((i for i, x in enumerate(history) if not math.isfinite(x)), None)
         if bad is not None:
             raise FloatingPointError(f"training diverged: non-finite loss at iteration {bad}")
-        record["stage"] = "metrics"
+        final, _ = impl.value_and_grad(result.params)
+        record["train_loss_final"] = final
+        if not math.isfinite(final):
+            raise FloatingPointError(f"training diverged: non-finite loss after {iters} iterations")
+        stage("metrics")
         trained = result.params
         predict = lambda t, y0: impl.predict(trained, t, y0)
         record["metrics"] = task.metrics(predict, data, trained)
         if store is not None:
-            record["stage"] = "trajectories"
+            stage("trajectories")
             record["trajectory_file"] = store.save_arrays(cell_id(cell), trajectories(predict, data))
     del record["stage"]
+    checkpoint(record)
+
+
+# -- the parent side: one worker process per cell ---------------------------------------
+
+
+def _run_worker(job: Mapping[str, Any], *, timeout: float) -> tuple[dict[str, Any] | None, str | None]:
+    """Run `python -m harness.worker` on `job`; returns (the record it saved, why it died)."""
+    with tempfile.TemporaryDirectory(prefix="harness-cell-") as tmp:
+        job_path, record_path = Path(tmp) / "job.json", Path(tmp) / "record.json"
+        job_path.write_text(json.dumps({**job, "record_path": str(record_path)}))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.worker", str(job_path)], start_new_session=True
+        )
+        died = None
+        try:
+            code = proc.wait(timeout=timeout)
+            if code < 0:
+                died = f"crashed: killed by signal {signal.Signals(-code).name}"
+            elif code != 0:
+                died = f"crashed: worker exited with status {code}"
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            died = f"timed out after {timeout:g} s"
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+        record = json.loads(record_path.read_text()) if record_path.is_file() else None
+        return record, died
 
 
 def run_cells(
@@ -180,41 +220,75 @@ def run_cells(
     env: Mapping[str, Any],
     repeats: int = 7,
     memory: bool = True,
+    timeout: float = 1800.0,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Measure every cell, appending each record to `store` as soon as it is complete."""
-    cells = list(cells)
+    """Measure every cell not yet in `store`, each in its own worker process with a
+    timeout, appending each record to `store` as soon as the cell ends."""
+    done = store.finished_ids()
+    cells = [c for c in cells if cell_id(c) not in done]
     records = []
     outer = tqdm(cells, desc="matrix", unit="cell", disable=not progress, position=0)
     for cell in outer:
         outer.set_postfix_str(f"{cell['task']} / {cell['impl']}")
-        record = _base_record(cell, run_id, env)
-        iters = int(cell["train"]["iters"])
-        inner = tqdm(
-            total=iters,
-            desc=f"train {cell['impl']}",
-            unit="it",
-            leave=False,
-            disable=not progress or iters == 0,
-            position=1,
-        )
-
-        def step(i: int, loss: float, inner: Any = inner) -> None:
-            inner.update(1)
-            inner.set_postfix_str(f"loss {loss:.3g}")
-
+        record = base_record(cell, run_id, env)
         start = time.perf_counter()
-        try:
-            measure_cell(cell, record, repeats=repeats, memory=memory, on_train_step=step, store=store)
-        except KeyboardInterrupt:
-            inner.close()
-            raise
-        except Exception as exc:  # a failing back-end is a result, not a crash
-            record.update(status="failed", reason=f"{record.pop('stage', 'run')}: {_one_line(exc)}")
-        finally:
-            inner.close()
+        if reason := skip_reason(cell):
+            record.update(status="skipped", reason=reason)
+        else:
+            job = {
+                "cell": cell,
+                "record": record,
+                "repeats": repeats,
+                "memory": memory,
+                "store_dir": str(store.dir),
+                "progress": progress,
+            }
+            saved, died = _run_worker(job, timeout=timeout)
+            record = saved or record
+            if died is not None:
+                stage = record.pop("stage", "start")
+                record.update(status="failed", reason=f"{stage}: {died}")
         record["cell_time_s"] = time.perf_counter() - start
         store.append(record)
         records.append(record)
     outer.close()
     return records
+
+
+def measure_in_worker(job: Mapping[str, Any]) -> None:
+    """The worker's side: measure one cell, saving the record after every stage."""
+    record_path = Path(job["record_path"])
+    record: dict[str, Any] = dict(job["record"])
+    save = lambda rec: write_json_atomic(record_path, rec)
+    cell: Cell = job["cell"]
+    iters = int(cell["train"]["iters"])
+    bar = tqdm(
+        total=iters,
+        desc=f"train {cell['task']}/{cell['impl']}",
+        unit="it",
+        leave=False,
+        disable=not job["progress"] or iters == 0,
+        position=1,
+    )
+
+    def step(i: int, loss: float) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f"loss {loss:.3g}")
+
+    store = ResultsStore.open(Path(job["store_dir"]))
+    try:
+        measure_cell(
+            cell,
+            record,
+            repeats=job["repeats"],
+            memory=job["memory"],
+            store=store,
+            on_train_step=step,
+            checkpoint=save,
+        )
+    except Exception as exc:  # a failing back-end is a result, not a crash
+        record.update(status="failed", reason=f"{record.pop('stage', 'run')}: {_one_line(exc)}")
+        save(record)
+    finally:
+        bar.close()
