@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import NoReturn
 
 from harness import registry
+from harness.devices import check_device
 from harness.errors import UsageError
 
 __all__ = ["main"]
-
-DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,23 +100,6 @@ def cmd_list() -> int:
     return 0
 
 
-def _check_device(device: str) -> None:
-    if not DEVICE_RE.match(device):
-        raise UsageError(f"unknown device '{device}'; choose from: cpu, cuda, cuda:N")
-    if device == "cpu":
-        return
-    import importlib.util
-
-    found = False
-    if importlib.util.find_spec("torch") is not None:
-        import torch
-
-        index = int(device.partition(":")[2] or 0)
-        found = torch.cuda.is_available() and index < torch.cuda.device_count()
-    if not found:
-        raise UsageError(f"no CUDA device '{device}' on this machine; use --device cpu")
-
-
 def _seeds(args: argparse.Namespace) -> list[int]:
     if args.seeds is None:
         return [args.seed]
@@ -144,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             load_records(args.resume)  # a corrupt or foreign file: one line naming it
         elif not args.resume.is_dir():
             raise UsageError(f"no results folder at '{args.resume}' to resume")
-    _check_device(args.device)
+    check_device(args.device)
     if args.repeats < 1:
         raise UsageError(f"bad --repeats {args.repeats}: must be at least 1")
     if args.iters is not None and args.iters < 0:

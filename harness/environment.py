@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.devices import gpu_provenance
+
 __all__ = ["THREAD_VARIABLES", "configure_threads", "framework_threads", "provenance"]
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -98,16 +100,7 @@ def _torch_info() -> dict[str, Any]:
         return {}
     import torch
 
-    info: dict[str, Any] = {"torch_threads": torch.get_num_threads()}
-    if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        info.update(
-            gpu=props.name,
-            gpu_memory_bytes=props.total_memory,
-            cuda=torch.version.cuda,
-            cudnn=torch.backends.cudnn.version(),
-        )
-    return info
+    return {"torch_threads": torch.get_num_threads()}
 
 
 def provenance() -> dict[str, Any]:
@@ -122,4 +115,5 @@ def provenance() -> dict[str, Any]:
         "threads": {var: os.environ.get(var) for var in (*THREAD_VARIABLES, "XLA_FLAGS")},
         "versions": {p: v for p in PACKAGES if (v := _version(p))},
         **_torch_info(),
+        "gpu": gpu_provenance(),
     }

@@ -93,6 +93,9 @@ def probe_memory(impl: AbstractImplementation, params: Params) -> dict[str, Any]
     base = _rss_bytes("VmRSS")
     impl.block(impl.value_and_grad_native(native))
     out["peak_rss_bytes"] = max(_rss_bytes("VmHWM") - base, 0)
+    impl.reset_device_peak()
+    impl.block(impl.value_and_grad_native(native))
+    out["peak_device_bytes"] = impl.device_peak_bytes()
     out["peak_framework_bytes"] = impl.framework_peak_bytes(params)
     out["peak_framework_method"] = impl.framework_memory
     return out

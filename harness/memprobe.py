@@ -12,6 +12,11 @@ import sys
 
 def main(argv: list[str]) -> int:
     cell = json.loads(argv[0])
+    if cell["device"] != "cpu":
+        import os
+
+        # JAX takes 75% of the GPU up front unless told not to: the peak would be meaningless
+        os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     from harness.cell import build_cell
     from harness.measurement import probe_memory
 

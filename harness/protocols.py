@@ -272,3 +272,10 @@ class AbstractImplementation(abc.ABC):
     def framework_peak_bytes(self, params: Params) -> int | None:
         """A framework-level memory figure of one value-and-grad call (see `framework_memory`)."""
         return None
+
+    def reset_device_peak(self) -> None:  # noqa: B027 (optional hook, CPU back-ends need none)
+        """Reset the accelerator allocator's peak counter (on a GPU device)."""
+
+    def device_peak_bytes(self) -> int | None:
+        """The accelerator allocator's peak since `reset_device_peak`, or None on the CPU."""
+        return None

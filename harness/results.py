@@ -52,6 +52,7 @@ RECORD_FIELDS = (
     "peak_rss_first_call_bytes",
     "peak_framework_bytes",
     "peak_framework_method",
+    "peak_device_bytes",
     "train_iters",
     "train_loss_final",
     "train_time_s",

@@ -130,6 +130,18 @@ class AbstractTorchImplementation(AbstractImplementation):
             block=self.block,
         )
 
+    def reset_device_peak(self) -> None:
+        if self._cuda:
+            self._torch.cuda.synchronize(self._device)
+            self._torch.cuda.reset_peak_memory_stats(self._device)
+
+    def device_peak_bytes(self) -> int | None:
+        """`torch.cuda.max_memory_allocated` since the last reset (CUDA only)."""
+        if not self._cuda:
+            return None
+        self._torch.cuda.synchronize(self._device)
+        return int(self._torch.cuda.max_memory_allocated(self._device))
+
     def framework_peak_bytes(self, params: Params) -> int | None:
         native = self.load(params)
         nbytes, _ = self._tc.saved_tensor_bytes(lambda: self._loss(native))

@@ -295,6 +295,21 @@ class JaxCheckpoint(AbstractImplementation):
         }
         return forward, backward
 
+    def _gpu_stats(self) -> dict[str, int] | None:
+        if self._device.platform != "gpu":
+            return None
+        return self._device.memory_stats() or None
+
+    def reset_device_peak(self) -> None:
+        """XLA's allocator has no peak reset: `device_peak_bytes` reports the peak since
+        the process started, which is why each memory probe runs in its own process (with
+        XLA_PYTHON_CLIENT_PREALLOCATE=false, set by the probe)."""
+
+    def device_peak_bytes(self) -> int | None:
+        """`peak_bytes_in_use` of the device's memory stats (GPU only)."""
+        stats = self._gpu_stats()
+        return None if stats is None else int(stats.get("peak_bytes_in_use", 0))
+
     def framework_peak_bytes(self, params: Params) -> int | None:
         compiled = self._vg.lower(self.load(params), *self._args).compile()
         analysis = compiled.memory_analysis()
