@@ -6,6 +6,8 @@
   spacing, each cell in its own process; fits memory ~ horizon^k per back-end.
 - `determinism`: the same cells twice in fresh processes; how exactly do the loss
   histories repeat?
+- `batch-scaling`: many initial conditions at once (`batch` = 1 ... 4096 on
+  `linear_adjoint`): time per trajectory against batch size, on `--device cpu` or `cuda`.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ __all__ = ["add_study_parser", "run_study"]
 DEFAULT_TOLS = "1e-3,1e-4,1e-5,1e-6,1e-7,1e-8,1e-9"
 DEFAULT_SUBSTEPS = "1,2,4,8,16"
 DEFAULT_HORIZONS = "10,20,40,80,160"
+DEFAULT_BATCHES = "1,4,16,64,256,1024,4096"
 
 
 def add_study_parser(sub: Any) -> None:
     study = sub.add_parser("study", help="work-precision, memory-scaling or determinism sweeps")
-    study.add_argument("name", choices=("work-precision", "memory-scaling", "determinism"))
+    study.add_argument("name", choices=("work-precision", "memory-scaling", "determinism", "batch-scaling"))
     study.add_argument("--task", default=None, help="tasks (default: lotka_volterra[,double_pendulum])")
     study.add_argument("--impl", default="all", help="back-ends (default: all)")
     study.add_argument(
@@ -39,7 +42,12 @@ def add_study_parser(sub: Any) -> None:
     study.add_argument(
         "--horizons", default=DEFAULT_HORIZONS, help=f"memory-scaling: t1 values ({DEFAULT_HORIZONS})"
     )
+    study.add_argument(
+        "--batches", default=DEFAULT_BATCHES, help=f"batch-scaling: batch sizes ({DEFAULT_BATCHES})"
+    )
     study.add_argument("--iters", type=int, default=20, help="determinism: training iterations (default 20)")
+    study.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    study.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     study.add_argument("--repeats", type=int, default=5)
     study.add_argument("--seed", type=int, default=0)
     study.add_argument("--out", type=Path, default=None)
@@ -61,7 +69,7 @@ def _floats(text: str, what: str) -> list[float]:
 def _plan(task: str, impl: str, args: argparse.Namespace, iters: int = 0) -> list[Any]:
     from harness.matrix import plan
 
-    return plan(task, impl, sets={}, seeds=[args.seed], iters=iters, device="cpu", dtype="float64")
+    return plan(task, impl, sets={}, seeds=[args.seed], iters=iters, device=args.device, dtype=args.dtype)
 
 
 def _impl_names(spec: str) -> list[str]:
@@ -106,6 +114,46 @@ def memory_scaling_cells(args: argparse.Namespace) -> list[Any]:
             n_obs = round(horizon / spacing) + 1
             cells += _plan(f"{task_name}[t1={horizon},n_obs={n_obs}]", args.impl, args)
     return cells
+
+
+def batch_scaling_cells(args: argparse.Namespace) -> list[Any]:
+    from harness import registry
+    from harness.matrix import select
+
+    cells = []
+    for task_name, _ in select("task", args.task):
+        if "batch" not in registry.get_task(task_name).options:
+            raise UsageError(f"task {task_name} has no batch option to scale")
+        for batch in _floats(args.batches, "--batches"):
+            cells += _plan(f"{task_name}[batch={int(batch)}]", args.impl, args)
+    return cells
+
+
+def _print_per_trajectory(out: Path) -> None:
+    from tabulate import tabulate
+
+    from harness.results import load_records
+
+    rows = []
+    for rec in load_records(out):
+        if rec["status"] != "ok":
+            continue
+        batch = rec["params"]["batch"]
+        rows.append(
+            {
+                "impl": rec["impl"],
+                "device": rec["device"],
+                "dtype": rec["dtype"],
+                "batch": batch,
+                "ms per trajectory": f"{rec['time_median_s'] * 1e3 / batch:.4g}",
+                "grad rel err": f"{rec['grad_rel_error']:.1e}",
+                "device MB": "-"
+                if rec.get("peak_device_bytes") is None
+                else f"{rec['peak_device_bytes'] / 1e6:.1f}",
+            }
+        )
+    print("\ntime per trajectory against batch size:")
+    print(tabulate(rows, headers="keys", tablefmt="github"))
 
 
 def _execute(cells: list[Any], out: Path, *, memory: bool, args: argparse.Namespace, label: str) -> int:
@@ -172,13 +220,21 @@ def run_study(args: argparse.Namespace) -> int:
 
     if args.repeats < 1:
         raise UsageError(f"bad --repeats {args.repeats}: must be at least 1")
-    default_task = "lotka_volterra" if args.name != "work-precision" else "lotka_volterra,double_pendulum"
-    args.task = args.task or default_task
+    from harness.devices import check_device
+
+    check_device(args.device)
+    defaults = {"work-precision": "lotka_volterra,double_pendulum", "batch-scaling": "linear_adjoint"}
+    args.task = args.task or defaults.get(args.name, "lotka_volterra")
     out = args.out or Path("results") / new_run_id(args.name)
     if args.name == "determinism":
         return _determinism(args, out)
     if args.name == "work-precision":
         return _execute(work_precision_cells(args), out, memory=False, args=args, label=args.name)
+    if args.name == "batch-scaling":
+        code = _execute(batch_scaling_cells(args), out, memory=True, args=args, label=args.name)
+        if code == 0:
+            _print_per_trajectory(out)
+        return code
     code = _execute(memory_scaling_cells(args), out, memory=True, args=args, label=args.name)
     if code == 0:
         _print_exponents(out)
