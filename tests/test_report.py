@@ -1,0 +1,250 @@
+"""Figures and the HTML report, on synthetic records and trajectory files (no real runs)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("seaborn")
+
+from harness import figures, html_report
+
+IMPLS = ("jax-checkpoint", "numpy-adjoint", "rk4-unrolled", "torch-adjoint")
+ENV = {
+    "date": "2026-01-01T00:00:00+00:00",
+    "git_commit": "0123456789abcdef",
+    "python": "3.11.7",
+    "cpu": "Test CPU",
+    "threads": {"OMP_NUM_THREADS": "1"},
+    "versions": {"numpy": "2.0"},
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _low_resolution() -> Any:
+    """Small PNGs keep the test fast; the drawing code is the same."""
+    saved, figures.DPI = figures.DPI, 40
+    yield
+    figures.DPI = saved
+
+
+def record(task: str, impl: str, **fields: Any) -> dict[str, Any]:
+    """A complete `ok` record with plausible numbers; `fields` override."""
+    solver = {"dt": 0.1} if impl == "rk4-unrolled" else {"rtol": 1e-7, "atol": 1e-7}
+    rec = {
+        "run_id": "test",
+        "task": task,
+        "impl": impl,
+        "params": {**solver, "iters": 5, "lr": 0.01},
+        "device": "cpu",
+        "dtype": "float64",
+        "seed": 0,
+        "status": "ok",
+        "reason": None,
+        "loss_init": 1.0,
+        "grad_rel_error": 1e-8 * (1 + IMPLS.index(impl)),
+        "time_first_s": 0.5,
+        "time_median_s": 1e-3 * (1 + IMPLS.index(impl)),
+        "time_iqr_s": 1e-4,
+        "repeats": 7,
+        "nfe_forward": 50,
+        "nfe_backward": 100,
+        "peak_rss_bytes": 0 if impl == "numpy-adjoint" else 2e5,
+        "peak_rss_first_call_bytes": 3e7,
+        "peak_framework_bytes": 1e5 * (1 + IMPLS.index(impl)),
+        "train_iters": 5,
+        "train_loss_final": 0.1,
+        "train_time_s": 0.2,
+        "metrics": {"fit_rmse": 0.1},
+        "env": ENV,
+    }
+    rec.update(fields)
+    return rec
+
+
+def with_trajectory(rec: dict[str, Any], run_dir: Path, n_state: int, seed: int = 0) -> dict[str, Any]:
+    """Write a trajectory file for `rec` (backward + training + forward window) and point to it."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(-1.0, 2.0, 31)
+    phase = np.arange(n_state)[None, None, :]
+    y_true = 0.1 * np.cos(2 * t[:, None, None] + phase) * np.ones((1, 2, 1))
+    y_pred = y_true + 0.01 * rng.standard_normal(y_true.shape)
+    inside = (t >= 0) & (t <= 1)
+    name = f"trajectories/{rec['task']}__{rec['impl']}__{len(list(run_dir.glob('trajectories/*')))}.npz"
+    (run_dir / "trajectories").mkdir(exist_ok=True)
+    np.savez(
+        run_dir / name,
+        t_obs=t[inside],
+        y_obs=y_true[inside],
+        t=t,
+        y_true=y_true,
+        y_pred=y_pred,
+    )
+    rec["trajectory_file"] = name
+    return rec
+
+
+def full_records(run_dir: Path) -> list[dict[str, Any]]:
+    """Records with every kind of data: trajectories (pendulum and Lotka-Volterra), loss
+    histories over three seeds, a tolerance / dt sweep, a horizon sweep, failed and
+    skipped cells."""
+    records = []
+    for impl in IMPLS:
+        for seed in range(3):
+            history = list(np.exp(-0.3 * np.arange(10)) * (1 + 0.1 * seed))
+            rec = record("double_pendulum", impl, seed=seed, train_loss_history=history)
+            records.append(with_trajectory(rec, run_dir, 4, seed) if seed == 0 else rec)
+        rec = record("lotka_volterra", impl, train_loss_history=[1.0, 0.5, 0.2])
+        records.append(with_trajectory(rec, run_dir, 2))
+        for value in (1e-4, 1e-6):  # work-precision sweep
+            solver = {"dt": value * 1e3} if impl == "rk4-unrolled" else {"rtol": value, "atol": value}
+            err = value * (1 + IMPLS.index(impl))
+            records.append(record("lotka_volterra", impl, params={**solver, "iters": 0}, grad_rel_error=err))
+        for t1 in (5.0, 20.0, 40.0):  # horizon sweep (t1 = 10 is the default record above)
+            rec = record("lotka_volterra", impl, peak_framework_bytes=1e4 * t1, peak_rss_bytes=1e3 * t1)
+            rec["params"] = {**rec["params"], "t1": t1}
+            records.append(rec)
+    records.append(record("double_pendulum", "torch-adjoint", status="failed", reason="train: boom"))
+    records.append(record("lotka_volterra", "numpy-adjoint", status="skipped", reason="unavailable"))
+    return records
+
+
+def write_records(run_dir: Path, records: list[dict[str, Any]]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (run_dir / "env.json").write_text(json.dumps(ENV))
+
+
+def is_png(path: Path) -> bool:
+    return path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
+    """One report over every kind of data, shared by the tests that only read it."""
+    run_dir = tmp_path_factory.mktemp("run")
+    write_records(run_dir, full_records(run_dir))
+    return run_dir, html_report.write_report(run_dir)  # records read from the folder
+
+
+def test_every_figure_written_when_its_data_exist(full_report: tuple[Path, dict[str, Path]]) -> None:
+    tmp_path, paths = full_report
+    expected = {
+        "trajectory-double_pendulum",
+        "trajectory-lotka_volterra",
+        "hamiltonian-double_pendulum",
+        "loss",
+        "bars",
+        "work_precision",
+        "memory_scaling",
+        "pareto",
+    }
+    assert expected <= set(paths)
+    assert "hamiltonian-lotka_volterra" not in paths  # not a pendulum task
+    for name in expected:
+        assert is_png(paths[name]), name
+        assert paths[name].parent == tmp_path / "figures"
+    assert paths["markdown"] == tmp_path / "report.md" and paths["html"] == tmp_path / "report.html"
+    assert not [p for p in tmp_path.rglob(".*")], "temporary files left behind"
+
+
+def test_figures_skipped_without_their_data(tmp_path: Path) -> None:
+    # one setting per back-end, no trajectory files, no loss history
+    records = [record("lotka_volterra", impl) for impl in IMPLS]
+    out = tmp_path / "figures"
+    assert figures.trajectory_figure(records, tmp_path, out, "lotka_volterra") is None
+    assert figures.hamiltonian_figure(records, tmp_path, out, "double_pendulum") is None
+    assert figures.loss_figure(records, out) is None
+    assert figures.work_precision_figure(records, out) is None
+    assert figures.memory_scaling_figure(records, out) is None
+    assert figures.memory_exponents(records) == {}
+    assert is_png(figures.bars_figure(records, out))
+    assert is_png(figures.pareto_figure(records, out))
+    # a trajectory file named in the record but missing on disk is no data either
+    missing = [record("lotka_volterra", "numpy-adjoint", trajectory_file="trajectories/gone.npz")]
+    assert figures.trajectory_figure(missing, tmp_path, out, "lotka_volterra") is None
+
+
+def test_only_failed_cells_give_a_report_without_figures(tmp_path: Path) -> None:
+    records = [record("lotka_volterra", impl, status="failed", reason=f"{impl} broke") for impl in IMPLS]
+    paths = html_report.write_report(tmp_path, records)
+    assert set(paths) == {"markdown", "html"}
+    page = paths["html"].read_text()
+    assert "jax-checkpoint broke" in page and "No figure applies" in page
+
+
+def test_memory_exponents_recover_known_slopes() -> None:
+    records = []
+    for t1 in (1.0, 2.0, 4.0, 8.0, 16.0):
+        for impl, k in (("rk4-unrolled", 1.0), ("jax-checkpoint", 0.5), ("torch-adjoint", 0.0)):
+            rec = record("lotka_volterra", impl, peak_framework_bytes=3e4 * t1**k, peak_rss_bytes=7e5 * t1**k)
+            rec["params"] = {**rec["params"], "t1": t1}
+            records.append(rec)
+    exps = figures.memory_exponents(records)
+    for impl, k in (("rk4-unrolled", 1.0), ("jax-checkpoint", 0.5), ("torch-adjoint", 0.0)):
+        for kind in ("framework", "rss"):
+            assert abs(exps[("lotka_volterra", impl, kind)] - k) < 1e-9
+
+
+def test_memory_exponents_fill_the_default_horizon_from_the_task() -> None:
+    """A default-horizon record carries no t1; the task's default (10) joins the sweep."""
+    records = [record("lotka_volterra", "rk4-unrolled", peak_framework_bytes=10.0 * 1e4)]
+    rec = record("lotka_volterra", "rk4-unrolled", peak_framework_bytes=40.0 * 1e4)
+    rec["params"] = {**rec["params"], "t1": 40.0}
+    records.append(rec)
+    k = figures.memory_exponents(records)[("lotka_volterra", "rk4-unrolled", "framework")]
+    assert math.isclose(k, 1.0, abs_tol=1e-9)
+
+
+def test_html_is_self_contained(full_report: tuple[Path, dict[str, Path]]) -> None:
+    tmp_path, _ = full_report
+    page = (tmp_path / "report.html").read_text()
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert 'src="http' not in page and "<link" not in page and "<script" not in page
+    assert "url(" not in page  # no CSS fetches either
+    assert "<style>" in page
+    # the summary, the reasons of failed/skipped cells and the provenance are there
+    assert "train: boom" in page and "unavailable" in page
+    assert "0123456789abcdef" in page and "Test CPU" in page
+    assert page.index("Provenance") > page.index("Figures")
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| task" in markdown and "figures/loss.png" in markdown
+
+
+def test_a_failing_figure_does_not_stop_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("boom in the loss figure")
+
+    monkeypatch.setattr(figures, "loss_figure", broken)
+    records = [record("lotka_volterra", impl, train_loss_history=[1.0, 0.5]) for impl in IMPLS]
+    paths = html_report.write_report(tmp_path, records)
+    assert "loss" not in paths and is_png(paths["bars"]) and is_png(paths["pareto"])
+    for name in ("report.md", "report.html"):
+        assert "loss: RuntimeError: boom in the loss figure" in (tmp_path / name).read_text()
+
+
+def test_mean_band_is_a_t_interval() -> None:
+    curves = [[1.0, 2.0, 3.0], [3.0, 2.0, 1.0], [2.0, 2.0, 2.0, 9.0]]  # the longer one is truncated
+    mean, lo, hi = figures.mean_band(curves)
+    assert np.allclose(mean, [2.0, 2.0, 2.0])
+    half = 4.302652729911275 * 1.0 / math.sqrt(3)  # t(0.975, 2) * sd / sqrt(n)
+    assert np.allclose(hi - mean, [half, 0.0, half]) and np.allclose(mean - lo, hi - mean)
+    one = figures.mean_band([[1.0, 0.5]])
+    assert all(np.allclose(a, [1.0, 0.5]) for a in one)
+
+
+def test_labels_name_only_the_varying_parameters() -> None:
+    records = [
+        record("lotka_volterra", "jax-checkpoint", params={"rtol": x, "atol": x}) for x in (1e-3, 1e-6)
+    ]
+    records.append(record("lotka_volterra", "rk4-unrolled"))
+    labels = set(figures.group_labels(figures.group_records(records)).values())
+    assert labels == {"jax-checkpoint (tol=0.001)", "jax-checkpoint (tol=1e-06)", "rk4-unrolled"}
