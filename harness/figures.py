@@ -45,8 +45,10 @@ DPI = 110
 SOLVER_KEYS = ("rtol", "atol", "dt")
 #: parameters of the training run: they change neither the gradient nor its cost
 TRAIN_KEYS = ("iters", "lr")
-#: the integration horizon: the points of a memory-scaling line
+#: the integration horizon: the points of a memory-scaling line; the number of
+#: observations grows with it at fixed spacing (`harness study memory-scaling`)
 HORIZON_KEY = "t1"
+HORIZON_COUPLED = ("n_obs",)
 #: at most this many back-ends (columns) and state components (rows) in a trajectory figure
 MAX_COLUMNS = 6
 MAX_COMPONENTS = 6
@@ -777,7 +779,7 @@ def fit_exponent(x: np.ndarray, y: np.ndarray) -> float | None:
 
 
 def _memory_series(records: Sequence[Record]) -> dict[GroupKey, list[tuple[float, list[Record]]]]:
-    return _sweep_series(records, (HORIZON_KEY,), lambda p: _finite(p.get(HORIZON_KEY)))
+    return _sweep_series(records, (HORIZON_KEY, *HORIZON_COUPLED), lambda p: _finite(p.get(HORIZON_KEY)))
 
 
 def memory_exponents(records: Sequence[Record]) -> dict[tuple[str, str, str], float]:
