@@ -1,0 +1,27 @@
+"""Forward solve (no gradient) of every back-end on every task: the back-end's `predict`
+at the initial parameters over the observation times, as the task metrics call it."""
+
+from __future__ import annotations
+
+from benchmarks import common
+
+
+class ForwardSolve:
+    """Steady state: one untimed `predict` in `setup` absorbs compilation."""
+
+    params = common.PARAMS
+    param_names = common.PARAM_NAMES
+    timeout = 300.0
+    sample_time = 0.02
+    repeat = (1, 10, 5.0)
+    rounds = 2
+    warmup_time = 0.05
+
+    def setup(self, task: str, impl: str) -> None:
+        self.impl, self.params = common.build(task, impl)
+        self.t, self.y0 = self.impl.data.t, self.impl.data.y0
+        self.impl.predict(self.params, self.t, self.y0)
+
+    def time_forward_solve(self, task: str, impl: str) -> None:
+        """Seconds per `impl.predict(params, data.t, data.y0)` (states back in NumPy)."""
+        self.impl.predict(self.params, self.t, self.y0)

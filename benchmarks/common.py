@@ -1,0 +1,113 @@
+"""What every benchmark module shares: the parameter grid, taken from the same registries
+as the command line, and the cell of one (task, back-end), built by the same code.
+
+A combination that cannot run here (its library is missing, the back-end does not build
+the task's model, or the harness itself cannot be imported at the benchmarked commit)
+raises `NotImplementedError` in `setup`, which asv reports as skipped; the rest of the
+suite runs.  `safe_import` follows scipy's `benchmarks/common.py`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+
+__all__ = ["IMPLS", "PARAMS", "PARAM_NAMES", "TASKS", "build", "make_cell", "require", "safe_import"]
+
+#: the placeholder parameter when the registries cannot be read
+UNAVAILABLE = "unavailable"
+
+
+@dataclasses.dataclass
+class Imported:
+    """Outcome of a `safe_import` block: `ok`, or the one-line `error`."""
+
+    ok: bool = True
+    error: str = ""
+
+
+@contextlib.contextmanager
+def safe_import() -> Iterator[Imported]:
+    """``with safe_import() as imported: import x``; an ImportError leaves `imported.ok`
+    false instead of breaking discovery of the whole suite."""
+    state = Imported()
+    try:
+        yield state
+    except ImportError as exc:
+        state.ok, state.error = False, f"{type(exc).__name__}: {exc}"
+
+
+with safe_import() as _harness:
+    from harness import registry
+    from harness.cell import Cell, build_cell
+    from harness.models import Params
+    from harness.protocols import AbstractImplementation
+
+with safe_import() as _matrix:
+    from harness.matrix import plan
+
+
+def _names(kind: str) -> list[str]:
+    """Every registered task or back-end, in the order `--task all` / `--impl all` run them."""
+    if not _harness.ok:
+        return [UNAVAILABLE]
+    registry.discover()
+    return sorted(registry.TASKS if kind == "task" else registry.IMPLEMENTATIONS)
+
+
+TASKS: list[str] = _names("task")
+IMPLS: list[str] = _names("impl")
+PARAMS: tuple[list[str], list[str]] = (TASKS, IMPLS)
+PARAM_NAMES: tuple[str, str] = ("task", "impl")
+
+
+def require(task: str, impl: str, *, device: str = "cpu") -> None:
+    """Raise `NotImplementedError` (asv: skipped) unless `impl` can run `task` here."""
+    if not _harness.ok:
+        raise NotImplementedError(f"harness not importable at this commit: {_harness.error}")
+    cls = registry.get_implementation(impl)
+    if missing := cls.missing():
+        raise NotImplementedError(f"{impl} unavailable ({', '.join(missing)} missing): {cls.install}")
+    if reason := cls.skip(registry.get_task(task)(), device):
+        raise NotImplementedError(reason)
+
+
+def make_cell(task: str, impl: str, *, device: str = "cpu", dtype: str = "float64", seed: int = 0) -> Cell:
+    """The cell that `python -m harness run --task TASK --impl IMPL` measures: planned by
+    the command line's own `harness.matrix.plan`, default options."""
+    if _matrix.ok:
+        (cell,) = plan(task, impl, sets={}, seeds=[seed], iters=None, device=device, dtype=dtype)
+        return cell
+    # commits before harness.matrix: the same defaults, resolved by harness.config
+    from harness.config import split_options
+
+    cfg = split_options({}, registry.get_task(task), registry.get_implementation(impl))
+    return {
+        "task": task,
+        "impl": impl,
+        "task_options": cfg.task,
+        "solver": cfg.solver,
+        "impl_options": cfg.impl,
+        "train": cfg.train,
+        "device": device,
+        "dtype": dtype,
+        "seed": seed,
+    }
+
+
+def build(task: str, impl: str) -> tuple[AbstractImplementation, Params]:
+    """The set-up back-end and initial parameters of the cell, or `NotImplementedError`."""
+    require(task, impl)
+    return build_cell(make_cell(task, impl))
+
+
+def one_line(exc: BaseException) -> str:
+    """`TypeName: first line of the message`."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def key(task: str, impl: str) -> str:
+    """The key of one cell in a `setup_cache` dictionary."""
+    return f"{task}/{impl}"
