@@ -16,17 +16,8 @@ with common.safe_import():  # as a module: asv would take a `time_*` function fo
     from harness import measurement
 
 
-class ValueAndGrad:
+class ValueAndGrad(common.RegistryBenchmark):
     """Steady state: the first call (compilation, caches) happens in `setup`, untimed."""
-
-    params = common.PARAMS
-    param_names = common.PARAM_NAMES
-    timeout = 300.0
-    # a few milliseconds per call on most cells, ~0.3 s for torch-adjoint on lotka_volterra
-    sample_time = 0.02
-    repeat = (1, 10, 5.0)
-    rounds = 2
-    warmup_time = 0.05
 
     def setup(self, task: str, impl: str) -> None:
         self.impl, params = common.build(task, impl)

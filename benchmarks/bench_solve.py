@@ -6,16 +6,8 @@ from __future__ import annotations
 from benchmarks import common
 
 
-class ForwardSolve:
+class ForwardSolve(common.RegistryBenchmark):
     """Steady state: one untimed `predict` in `setup` absorbs compilation."""
-
-    params = common.PARAMS
-    param_names = common.PARAM_NAMES
-    timeout = 300.0
-    sample_time = 0.02
-    repeat = (1, 10, 5.0)
-    rounds = 2
-    warmup_time = 0.05
 
     def setup(self, task: str, impl: str) -> None:
         self.impl, self.params = common.build(task, impl)

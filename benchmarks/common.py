@@ -13,7 +13,17 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator
 
-__all__ = ["IMPLS", "PARAMS", "PARAM_NAMES", "TASKS", "build", "make_cell", "require", "safe_import"]
+__all__ = [
+    "IMPLS",
+    "PARAMS",
+    "PARAM_NAMES",
+    "TASKS",
+    "RegistryBenchmark",
+    "build",
+    "make_cell",
+    "require",
+    "safe_import",
+]
 
 #: the placeholder parameter when the registries cannot be read
 UNAVAILABLE = "unavailable"
@@ -111,3 +121,16 @@ def one_line(exc: BaseException) -> str:
 def key(task: str, impl: str) -> str:
     """The key of one cell in a `setup_cache` dictionary."""
     return f"{task}/{impl}"
+
+
+class RegistryBenchmark:
+    """asv settings shared by the timed suites: every task x back-end, a few ms a call on
+    most cells (~0.3 s for torch-adjoint on lotka_volterra)."""
+
+    params = PARAMS
+    param_names = PARAM_NAMES
+    timeout = 300.0
+    sample_time = 0.02
+    repeat = (1, 10, 5.0)
+    rounds = 2
+    warmup_time = 0.05
