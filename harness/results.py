@@ -10,6 +10,7 @@ import datetime as _dt
 import json
 import math
 import os
+import secrets
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -63,7 +64,9 @@ RECORD_FIELDS = (
 
 
 def new_run_id(label: str = "") -> str:
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    """`YYYYmmdd-HHMMSS-xxxx[-label]`: sortable by time, unique even for runs started in
+    the same second (they would otherwise share a default results folder)."""
+    stamp = f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
     return f"{stamp}-{label}" if label else stamp
 
 
