@@ -89,6 +89,8 @@ class TrainResult:
     params: Params
     loss_history: list[float]
     time_s: float
+    #: what a task's own `fit` found besides the parameters (JSON-able; merged into metrics)
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class AbstractTask(abc.ABC):
@@ -141,6 +143,30 @@ class AbstractTask(abc.ABC):
         """Training loss on observations (array API); MSE unless the source says otherwise."""
         return mse_loss(pred, obs)
 
+    def loss_cotangent(self, pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        """dL/d pred of `loss` in NumPy: the jumps of the continuous adjoint at the
+        observation times (000 §2, eq. 2.3).  A task that overrides `loss` overrides this too,
+        or the hand-written adjoint (numpy-adjoint) cannot run it."""
+        return mse_loss_cotangent(pred, obs)
+
+    def fit(
+        self,
+        impl: AbstractImplementation,
+        params: Params,
+        *,
+        iters: int,
+        lr: float,
+        callback: Callable[[int, float], None] | None = None,
+    ) -> TrainResult:
+        """Train from `params` on back-end `impl`; the default is the back-end's Adam on `loss`.
+
+        Tasks whose source trains differently (several phases, frozen parameters, a growing
+        window, a fit without ODE solves) override this, building further back-ends of the
+        same kind with `impl.rebuild(task, data)`.  The returned parameters are those of
+        `self.model`; `TrainResult.info` carries what else the fit found.
+        """
+        return impl.train(params, iters=iters, lr=lr, callback=callback)
+
     def reference_gradient(self, params: Params, data: Dataset) -> tuple[float, Params, str]:
         """Loss and gradient at `params` from an independent, tight-tolerance method.
 
@@ -150,7 +176,9 @@ class AbstractTask(abc.ABC):
         """
         from harness.reference import forward_sensitivity_gradient
 
-        return forward_sensitivity_gradient(self.model, params, data, rtol=1e-12, atol=1e-12)
+        return forward_sensitivity_gradient(
+            self.model, params, data, rtol=1e-12, atol=1e-12, loss=self.loss, cotangent=self.loss_cotangent
+        )
 
     @abc.abstractmethod
     def metrics(self, predict: Predictor, data: Dataset, params: Params) -> dict[str, float]:
@@ -221,6 +249,18 @@ class AbstractImplementation(abc.ABC):
             raise KeyError(f"unknown option(s) {sorted(unknown)} for back-end {self.name}")
         self.config = {**self.options, **options}
         self.setup()
+
+    def rebuild(self, task: AbstractTask, data: Dataset | None = None) -> AbstractImplementation:
+        """A fresh back-end of this class, device, dtype, solver settings and options for
+        another `task` (e.g. a variant with frozen parameters) or other `data`."""
+        return type(self)(
+            task,
+            self.data if data is None else data,
+            device=self.device,
+            dtype=self.dtype,
+            solver=self.solver,
+            **self.config,
+        )
 
     @abc.abstractmethod
     def setup(self) -> None:

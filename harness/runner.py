@@ -161,7 +161,7 @@ def measure_cell(
     iters, lr = int(cell["train"]["iters"]), float(cell["train"]["lr"])
     record["train_iters"] = iters
     if iters > 0:
-        result = impl.train(params, iters=iters, lr=lr, callback=on_train_step)
+        result = task.fit(impl, params, iters=iters, lr=lr, callback=on_train_step)
         history = [float(x) for x in result.loss_history]
         record.update(train_loss_history=history, train_time_s=result.time_s)
         bad = next((i for i, x in enumerate(history) if not math.isfinite(x)), None)
@@ -174,7 +174,7 @@ def measure_cell(
         stage("metrics")
         trained = result.params
         predict = lambda t, y0: impl.predict(trained, t, y0)
-        record["metrics"] = task.metrics(predict, data, trained)
+        record["metrics"] = {**result.info, **task.metrics(predict, data, trained)}
         if store is not None:
             stage("trajectories")
             record["trajectory_file"] = store.save_arrays(cell_id(cell), trajectories(predict, data))

@@ -29,7 +29,7 @@ from scipy.integrate import RK45, solve_ivp
 
 from harness.models import Params
 from harness.optim import Adam
-from harness.protocols import AbstractImplementation, AbstractTask, TrainResult, mse_loss_cotangent
+from harness.protocols import AbstractImplementation, AbstractTask, TrainResult
 from harness.registry import register_implementation
 
 __all__ = ["NumpyAdjoint"]
@@ -64,9 +64,11 @@ class NumpyAdjoint(AbstractImplementation):
 
     @classmethod
     def skip(cls, task: AbstractTask, device: str) -> str | None:
-        """As the base class, and only for the MSE loss, whose jumps (2.3) are written here."""
-        if type(task).loss is not AbstractTask.loss:
-            return f"{cls.name} knows the jumps of the MSE loss only, not {type(task).__name__}.loss"
+        """As the base class, and only for losses whose jumps (2.3) the task writes out
+        (`AbstractTask.loss_cotangent`)."""
+        overrides = lambda name: getattr(type(task), name) is not getattr(AbstractTask, name)
+        if overrides("loss") and not overrides("loss_cotangent"):
+            return f"{cls.name} needs the loss's jumps: {type(task).__name__} has no loss_cotangent"
         return super().skip(task, device)
 
     def setup(self) -> None:
@@ -156,7 +158,7 @@ class NumpyAdjoint(AbstractImplementation):
             sol = self._forward(native, self.t_obs, self.y0, dense=True)
             pred = sol.y.T.reshape(self.y_obs.shape)
             loss = float(self.task.loss(pred, self.y_obs))
-            mu, nfe_backward = self._backward(native, sol.sol, mse_loss_cotangent(pred, self.y_obs))
+            mu, nfe_backward = self._backward(native, sol.sol, self.task.loss_cotangent(pred, self.y_obs))
         if not (np.isfinite(loss) and np.all(np.isfinite(mu))):
             raise RuntimeError(f"{self.name}: non-finite loss or gradient (loss = {loss})")
         self.last_nfe = (int(sol.nfev) + 1, nfe_backward)
