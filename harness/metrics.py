@@ -6,7 +6,7 @@ import numpy as np
 
 from harness.protocols import Dataset, Predictor
 
-__all__ = ["extrapolate", "rmse", "trajectory_metrics"]
+__all__ = ["extrapolate", "rmse", "trajectories", "trajectory_metrics"]
 
 
 def rmse(pred: np.ndarray, true: np.ndarray) -> float:
@@ -49,3 +49,25 @@ def trajectory_metrics(predict: Predictor, data: Dataset) -> dict[str, float]:
     if "backward" in pred:
         metrics["extrap_backward_rmse"] = rmse(pred["backward"], data.y_backward)
     return metrics
+
+
+def trajectories(predict: Predictor, data: Dataset) -> dict[str, np.ndarray]:
+    """The trained model and the truth over backward window + training window + forward
+    window (increasing times), and the observations: what the trajectory figures draw."""
+    pred = extrapolate(predict, data)
+    parts_t, parts_true, parts_pred = [data.t], [data.y_true], [pred["fit"]]
+    if "backward" in pred:
+        parts_t.insert(0, data.t_backward[::-1])
+        parts_true.insert(0, data.y_backward[::-1])
+        parts_pred.insert(0, pred["backward"][::-1])
+    if "forward" in pred:
+        parts_t.append(data.t_forward)
+        parts_true.append(data.y_forward)
+        parts_pred.append(pred["forward"])
+    return {
+        "t_obs": data.t,
+        "y_obs": data.y,
+        "t": np.concatenate(parts_t),
+        "y_true": np.concatenate(parts_true),
+        "y_pred": np.concatenate(parts_pred),
+    }

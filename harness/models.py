@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["MLP", "AbstractModel", "Parametric", "Params", "flatten", "unflatten"]
+__all__ = ["MLP", "AbstractModel", "Parametric", "Params", "TimeScaled", "flatten", "unflatten"]
 
 #: parameters are ordered dictionaries of NumPy arrays (native arrays inside back-ends)
 Params = dict[str, Any]
@@ -186,3 +186,35 @@ class Parametric(AbstractModel):
 
     def vjp_numpy(self, params: Params, y: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, Params]:
         return self.vjp(params, y, a)
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeScaled(AbstractModel):
+    """`inner` on trajectories of different lengths, in one batch on one time grid.
+
+    The last state component of each trajectory is its duration T (constant in time):
+    with s = t / T in [0, 1], dx/ds = T f(x) and dT/ds = 0.  So a batch of pairs
+    (x(t_i), x(t_i + T_i)) with different T_i becomes one solve over s in [0, 1]: what 002
+    §3.2 does ("we actually just integrate forward from t = 0 to t = T ... the number of
+    iterations between 0 and T is a constant 100 steps").  A trajectory with T = 1 runs in
+    real time.  The loss sees T as an exactly reproduced state component, which adds 0.
+    """
+
+    inner: AbstractModel
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        return self.inner.kind
+
+    def init_params(self, seed: int) -> Params:
+        return self.inner.init_params(seed)
+
+    def rhs(self, params: Params, y: Any, xp: Any) -> Any:
+        duration = y[:, -1:]
+        return xp.concat([duration * self.inner.rhs(params, y[:, :-1], xp), 0.0 * duration], axis=1)
+
+    def vjp_numpy(self, params: Params, y: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, Params]:
+        x, duration, a_x = y[:, :-1], y[:, -1:], a[:, :-1]
+        a_inner, a_params = self.inner.vjp_numpy(params, x, duration * a_x)
+        a_duration = np.sum(a_x * self.inner.rhs(params, x, np), axis=1, keepdims=True)
+        return np.concatenate([a_inner, a_duration], axis=1), a_params

@@ -184,6 +184,13 @@ class AbstractTask(abc.ABC):
     def metrics(self, predict: Predictor, data: Dataset, params: Params) -> dict[str, float]:
         """Task metrics of a trained model, computed through the back-end's `predict`."""
 
+    def trajectories(self, predict: Predictor, data: Dataset) -> dict[str, np.ndarray]:
+        """What the trajectory figure draws (arrays `t_obs, y_obs, t, y_true, y_pred`); the
+        default is the fit window with the extrapolation windows either side."""
+        from harness.metrics import trajectories
+
+        return trajectories(predict, data)
+
 
 class AbstractImplementation(abc.ABC):
     """A back-end: builds a task's model natively and differentiates through a solve.

@@ -28,39 +28,13 @@ from tqdm.auto import tqdm
 from harness import registry
 from harness.cell import Cell, build_cell, build_task, cell_id
 from harness.measurement import measure_memory_isolated, relative_error, time_value_and_grad
-from harness.metrics import extrapolate
-from harness.protocols import Dataset
 from harness.results import ResultsStore, write_json_atomic
 
-__all__ = ["measure_cell", "run_cells", "skip_reason", "trajectories"]
+__all__ = ["measure_cell", "run_cells", "skip_reason"]
 
 #: test aid: ``HARNESS_FAULT="IMPL:MODE[:STAGE]"`` makes that back-end's worker crash
 #: (killed by SIGKILL), hang, or produce NaN parameters at STAGE (default: train)
 FAULT_VARIABLE = "HARNESS_FAULT"
-
-
-def trajectories(
-    predict: Callable[[np.ndarray, np.ndarray], np.ndarray], data: Dataset
-) -> dict[str, np.ndarray]:
-    """The trained model and the truth over backward window + training window + forward
-    window (increasing times), and the observations: what the trajectory figures draw."""
-    pred = extrapolate(predict, data)
-    parts_t, parts_true, parts_pred = [data.t], [data.y_true], [pred["fit"]]
-    if "backward" in pred:
-        parts_t.insert(0, data.t_backward[::-1])
-        parts_true.insert(0, data.y_backward[::-1])
-        parts_pred.insert(0, pred["backward"][::-1])
-    if "forward" in pred:
-        parts_t.append(data.t_forward)
-        parts_true.append(data.y_forward)
-        parts_pred.append(pred["forward"])
-    return {
-        "t_obs": data.t,
-        "y_obs": data.y,
-        "t": np.concatenate(parts_t),
-        "y_true": np.concatenate(parts_true),
-        "y_pred": np.concatenate(parts_pred),
-    }
 
 
 def _one_line(exc: BaseException) -> str:
@@ -177,7 +151,7 @@ def measure_cell(
         record["metrics"] = {**result.info, **task.metrics(predict, data, trained)}
         if store is not None:
             stage("trajectories")
-            record["trajectory_file"] = store.save_arrays(cell_id(cell), trajectories(predict, data))
+            record["trajectory_file"] = store.save_arrays(cell_id(cell), task.trajectories(predict, data))
     del record["stage"]
     checkpoint(record)
 

@@ -19,6 +19,7 @@ __all__ = [
     "double_pendulum_hamiltonian",
     "linear_field",
     "lotka_volterra_field",
+    "lotka_volterra_vjp",
     "solve_truth",
 ]
 
@@ -39,6 +40,23 @@ def lotka_volterra_field(y: Any, p: Mapping[str, Any], xp: Any = None) -> Any:
     dx = p["alpha"] * x - p["beta"] * x * z
     dz = p["delta"] * x * z - p["gamma"] * z
     return xp.stack([dx, dz], axis=-1)
+
+
+def lotka_volterra_vjp(
+    p: Mapping[str, Any], y: np.ndarray, a: np.ndarray
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Hand-written VJP of `lotka_volterra_field` in NumPy: (a^T df/dy, a^T df/dp summed
+    over the batch) for a batch `y` (B, 2) and cotangent `a` (B, 2)."""
+    x, z, a1, a2 = y[:, 0], y[:, 1], a[:, 0], a[:, 1]
+    a_y = np.stack([a1 * (p["alpha"] - p["beta"] * z) + a2 * p["delta"] * z,
+                    -a1 * p["beta"] * x + a2 * (p["delta"] * x - p["gamma"])], axis=1)  # fmt: skip
+    a_p = {
+        "alpha": np.sum(a1 * x),
+        "beta": -np.sum(a1 * x * z),
+        "delta": np.sum(a2 * x * z),
+        "gamma": -np.sum(a2 * z),
+    }
+    return a_y, a_p
 
 
 def double_pendulum_hamiltonian(y: Any, p: Mapping[str, float], xp: Any = None) -> Any:

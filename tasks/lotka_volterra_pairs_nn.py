@@ -1,0 +1,46 @@
+"""An MLP vector field learnt from the consecutive pairs of 002 §3.2."""
+
+from __future__ import annotations
+
+from harness.models import MLP, Params
+from harness.protocols import Dataset, Predictor
+from harness.reference import adjoint_reference_gradient
+from harness.registry import register_task
+from tasks.lotka_volterra_params import PairsTask
+
+
+@register_task
+class LotkaVolterraPairsNN(PairsTask):
+    """002 §3.2 (Training), second model: "a fully connected neural network that maps from
+    R^2 to R^2. The hidden layers are dimension 32, 64, and 16 with a ReLU activation ...
+    trained using ADAM optimization with a learning rate of 1E-4", on the same consecutive
+    pairs of 500 random observations in [0, 100] of the LV system of 002 §2 (100 RK4 steps
+    per pair).  The report gives no epoch count and shows the fit only as a figure (Fig. 3:
+    "much closer", "some inconsistency between each training run").  Defaults here: 1000
+    full-batch Adam iterations at lr 1e-3; `--set lr=1e-4` is the report's rate, which after
+    2000 iterations (jax-checkpoint, seed 0) still leaves the rollout RMSE at 94% of the
+    signal's RMS, against 13% with 1e-3.
+
+    ReLU makes the vector field non-differentiable where a hidden unit switches, so the
+    sensitivities jump there and every gradient method converges at first order only
+    (RK4: gradient error 5.1e-5 at dt = 0.01, 2.8e-5 at 0.005); the gradients of the
+    back-ends agree to about 1e-3 here, not to 1e-5 as on the smooth tasks.
+
+    Reference gradient: the continuous adjoint over the whole batch at 1e-10
+    (`harness.reference.adjoint_reference_gradient`; 3.8e-7 from its value at 1e-12, which
+    takes 14 s): forward sensitivities would be 500 solves of 3 x 3283 states.
+    """
+
+    name = "lotka_volterra_pairs_nn"
+    source = "002 §3.2"
+    train_defaults = {"iters": 1000, "lr": 1e-3}
+
+    @property
+    def inner(self) -> MLP:
+        return MLP(sizes=(2, 32, 64, 16, 2), activation="relu")
+
+    def reference_gradient(self, params: Params, data: Dataset) -> tuple[float, Params, str]:
+        return adjoint_reference_gradient(self.model, params, data, rtol=1e-10, atol=1e-10)
+
+    def metrics(self, predict: Predictor, data: Dataset, params: Params) -> dict[str, float]:
+        return self.pair_metrics(predict, data)
