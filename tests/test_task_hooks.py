@@ -1,0 +1,72 @@
+"""The task hooks beyond the default trajectory fit: `fit`, `rebuild`, `loss_cotangent`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from conftest import backend, problem
+
+from harness import registry
+from harness.protocols import TrainResult
+from tasks.lotka_volterra import LotkaVolterra
+
+
+def test_rebuild_keeps_class_device_dtype_solver_and_options() -> None:
+    impl = registry.IMPLEMENTATIONS["numpy-adjoint"](
+        *problem("lotka_volterra")[:2], solver={"rtol": 1e-6}, carry_step=False
+    )
+    task = LotkaVolterra(n_obs=11)
+    data = task.make_data(0)
+    again = impl.rebuild(task, data)
+    assert type(again) is type(impl) and again.task is task and again.data is data
+    assert again.solver == impl.solver and again.solver["rtol"] == 1e-6
+    assert again.config == {"carry_step": False}
+    assert (again.device, again.dtype) == (impl.device, impl.dtype)
+    assert impl.rebuild(task).data is impl.data
+
+
+def test_default_fit_is_the_backends_training() -> None:
+    task, _, params, *_ = problem("lotka_volterra")
+    impl = backend("numpy-adjoint", "lotka_volterra")
+    via_task = task.fit(impl, params, iters=2, lr=1e-2)
+    direct = impl.train(params, iters=2, lr=1e-2)
+    assert via_task.loss_history == direct.loss_history and via_task.info == {}
+
+
+class _SquaredLoss(LotkaVolterra):
+    """The sum (not mean) of squares, with its cotangent: numpy-adjoint must run it."""
+
+    name = "_squared_loss"
+
+    def loss(self, pred: Any, obs: Any) -> Any:
+        return ((pred - obs) ** 2).sum()
+
+    def loss_cotangent(self, pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        return 2.0 * (pred - obs)
+
+
+class _NoCotangent(LotkaVolterra):
+    name = "_no_cotangent"
+
+    def loss(self, pred: Any, obs: Any) -> Any:
+        return ((pred - obs) ** 2).sum()
+
+
+def test_numpy_adjoint_runs_a_loss_with_its_cotangent() -> None:
+    cls = registry.IMPLEMENTATIONS["numpy-adjoint"]
+    assert cls.skip(_SquaredLoss(n_obs=11), "cpu") is None
+    reason = cls.skip(_NoCotangent(n_obs=11), "cpu")
+    assert reason is not None and "loss_cotangent" in reason and "\n" not in reason
+    task = _SquaredLoss(n_obs=11)
+    data, params = task.make_data(0), task.init_params(0)
+    loss, grad = cls(task, data).value_and_grad(params)
+    ref_loss, ref_grad, _ = task.reference_gradient(params, data)
+    scale = max(np.abs(v).max() for v in ref_grad.values())
+    assert abs(loss - ref_loss) < 1e-6 * ref_loss
+    for key in grad:  # 1e-5 of the largest entry: the adjoint at rtol = atol = 1e-7
+        np.testing.assert_allclose(grad[key], ref_grad[key], atol=1e-5 * scale)
+
+
+def test_train_result_info_defaults_empty() -> None:
+    assert TrainResult(params={}, loss_history=[], time_s=0.0).info == {}
