@@ -56,7 +56,7 @@ class NumpyAdjoint(AbstractImplementation):
     framework = "numpy/scipy"
     requires = ("numpy", "scipy")
     install = "pip install -c constraints.txt -e ."
-    model_kinds = frozenset({"mlp", "parametric"})
+    model_kinds = frozenset({"hamiltonian", "mlp", "parametric"})
     devices = ("cpu",)
     solver_options = ("rtol", "atol")
     options = {"carry_step": True}
