@@ -409,7 +409,7 @@ def render_html(
     ]
     if metrics is not None:
         sections += [
-            "<h3>Metrics after training (RMSE against the noise-free truth)</h3>",
+            "<h3>Metrics after training (task metrics; RMSEs against the noise-free truth)</h3>",
             _html_table(metrics),
         ]
     if exponents:

@@ -76,12 +76,17 @@ def plan(
     for cls, points in impls:
         _check_grid_keys(points, _impl_keys(cls), f"back-end {cls.name}")
     cells: dict[str, Cell] = {}
+    checked: set[str] = set()
     for task_cls, task_points in tasks:
         for task_point in task_points:
             for impl_cls, impl_points in impls:
                 for impl_point in impl_points:
                     merged: dict[str, Any] = {**sets, **task_point, **impl_point}
                     cfg = split_options(merged, task_cls, impl_cls, iters=iters)
+                    key = repr((task_cls.name, sorted(cfg.task.items())))
+                    if key not in checked:  # option values a task rejects (e.g. a missing
+                        task_cls(**cfg.task)  # data_dir) fail here, before anything runs
+                        checked.add(key)
                     for seed in seeds:
                         cell: Cell = {
                             "task": task_cls.name,

@@ -87,7 +87,7 @@ def format_records(records: Sequence[Mapping[str, Any]], fmt: str = "table") -> 
     parts = [tabulate([_row(r, keys) for r in records], headers="keys", tablefmt="github")]
     metrics = _metrics_table(records)
     if metrics:
-        parts += ["", "Metrics after training (RMSE against the noise-free truth):", metrics]
+        parts += ["", "Metrics after training (task metrics; RMSEs against the noise-free truth):", metrics]
     notes = [f"- {r['task']} / {r['impl']}: {r['status']}: {r['reason']}" for r in records if r.get("reason")]
     if notes:
         parts += ["", *notes]

@@ -73,8 +73,22 @@ class AbstractTorchImplementation(AbstractImplementation):
         self._keys = tuple(params)
         return self._tc.to_tensors(params, device=self._device, dtype=self._dtype)
 
+    def _forward(
+        self, native: dict[str, torch.Tensor], times: torch.Tensor, y0: torch.Tensor
+    ) -> torch.Tensor:
+        """`_solve`, or for a model of kind "discrete" (a map with no vector field, such as a
+        ResNet) its input and output: ``stack([y0, model.apply(native, y0)])`` for 2 times."""
+        model = self.field.model
+        if model.kind != "discrete":
+            return self._solve(native, times, y0)
+        if len(times) == 1:
+            return y0[None]
+        if len(times) != 2:
+            raise ValueError(f"{self.name}: a discrete model has states at 2 times only, not {len(times)}")
+        return self._torch.stack([y0, model.apply(native, y0, self.field.xp)])
+
     def _loss(self, native: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.task.loss(self._solve(native, self._t, self._y0), self._obs)
+        return self.task.loss(self._forward(native, self._t, self._y0), self._obs)
 
     def value_and_grad_native(
         self, native: dict[str, torch.Tensor]
@@ -96,10 +110,12 @@ class AbstractTorchImplementation(AbstractImplementation):
     def predict(self, params: Params, times: np.ndarray, y0: np.ndarray) -> np.ndarray:
         native = self._tc.to_tensors(params, device=self._device, dtype=self._dtype, requires_grad=False)
         with self._torch.no_grad():
-            states = self._solve(native, self._tensor(times), self._tensor(y0))
+            states = self._forward(native, self._tensor(times), self._tensor(y0))
         return states.cpu().numpy()
 
     def count_nfe(self, params: Params) -> tuple[int, int]:
+        if self.field.model.kind == "discrete":  # one block evaluation and one VJP per block
+            return self.field.model.n_blocks, self.field.model.n_blocks
         native = self.load(params)
         field = self.field
         field.reset_counts(track_vjps=self._vjp_hooks)

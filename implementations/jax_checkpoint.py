@@ -96,6 +96,18 @@ def solve(
     )
 
 
+def _discrete_states(model: Any, params: Any, ts: Any, y0: Any) -> Any:
+    """A model of kind "discrete" (a map with no vector field, such as a ResNet) over `ts` of
+    length 2: its input and output, ``stack([y0, model.apply(params, y0)])``."""
+    import jax.numpy as jnp
+
+    if ts.shape[0] == 1:
+        return y0[None]
+    if ts.shape[0] != 2:
+        raise ValueError(f"jax-checkpoint: a discrete model has states at 2 times only, not {ts.shape[0]}")
+    return jnp.stack([y0, model.apply(params, y0, jnp)])
+
+
 def _plain_field(model: AbstractModel) -> VectorField:
     import jax.numpy as jnp
 
@@ -145,7 +157,7 @@ class JaxCheckpoint(AbstractImplementation):
     framework = "jax"
     requires = ("jax", "diffrax", "equinox", "optax")
     install = 'pip install -c constraints.txt -e ".[jax]"'
-    model_kinds = frozenset({"mlp", "parametric"})
+    model_kinds = frozenset({"discrete", "hamiltonian", "mlp", "parametric"})
     devices = ("cpu", "cuda")
     solver_options = ("rtol", "atol")
     options = {"max_steps": 4096}
@@ -190,6 +202,9 @@ class JaxCheckpoint(AbstractImplementation):
     def _make_loss(self, field: VectorField) -> Callable[..., Any]:
         """`loss(params, t, y0, obs)`: the task's loss on a solve saved at `t`."""
         kwargs = self._solve_kwargs()
+        model = self.task.model
+        if model.kind == "discrete":
+            return lambda params, t, y0, obs: self.task.loss(_discrete_states(model, params, t, y0), obs)
 
         def loss(params: Any, t: Any, y0: Any, obs: Any) -> Any:
             return self.task.loss(solve(field, params, t, y0, **kwargs).ys, obs)
@@ -198,7 +213,10 @@ class JaxCheckpoint(AbstractImplementation):
 
     def _make_predict(self) -> Callable[..., Any]:
         kwargs = self._solve_kwargs()
-        field = _plain_field(self.task.model)
+        model = self.task.model
+        field = _plain_field(model)
+        if model.kind == "discrete":
+            return lambda params, ts, y0: (_discrete_states(model, params, ts, y0), ts)
 
         def predict(params: Any, ts: Any, y0: Any) -> tuple[Any, Any]:
             sol = solve(field, params, ts, y0, throw=False, **kwargs)
@@ -263,6 +281,10 @@ class JaxCheckpoint(AbstractImplementation):
         """
         import jax
 
+        model = self.task.model
+        if model.kind == "discrete":  # one block evaluation and one VJP per block, no solver
+            self.n_steps, self.nfe_detail = None, {"blocks": model.n_blocks}
+            return model.n_blocks, model.n_blocks
         if self._counted is None:
             field = _counted_field(self.task.model, self._counts)
             kwargs = self._solve_kwargs()

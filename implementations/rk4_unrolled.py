@@ -30,7 +30,7 @@ class RK4Unrolled(AbstractTorchImplementation):
     name = "rk4-unrolled"
     requires = ("torch",)
     install = 'pip install -c constraints.txt -e ".[torch]"'
-    model_kinds = frozenset({"mlp", "parametric"})
+    model_kinds = frozenset({"discrete", "hamiltonian", "mlp", "parametric"})
     solver_options = ("dt",)
     _vjp_hooks = True
 
@@ -38,7 +38,9 @@ class RK4Unrolled(AbstractTorchImplementation):
         self.dt = float(self.solver["dt"])
         self._schedule = self._tc.rk4_schedule(np.asarray(self.data.t).tolist(), self.dt)
         #: total RK4 steps over the data's observation intervals
-        self.n_steps = sum(n for _, n in self._schedule)
+        self.n_steps: int | None = sum(n for _, n in self._schedule)
+        if self.field.model.kind == "discrete":  # applied, not integrated: no RK4 steps
+            self.n_steps = None
 
     def _solve(self, native: dict[str, torch.Tensor], times: torch.Tensor, y0: torch.Tensor) -> torch.Tensor:
         field = self.field

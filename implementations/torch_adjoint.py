@@ -29,7 +29,7 @@ class TorchAdjoint(AbstractTorchImplementation):
     name = "torch-adjoint"
     requires = ("torch", "torchdiffeq")
     install = 'pip install -c constraints.txt -e ".[torch]"'
-    model_kinds = frozenset({"mlp", "parametric"})
+    model_kinds = frozenset({"discrete", "hamiltonian", "mlp", "parametric"})
     solver_options = ("rtol", "atol")
     options: ClassVar[dict[str, Any]] = {"seminorm": False}
 
