@@ -75,6 +75,8 @@ def _differs(field: str, a: Any, b: Any) -> str | None:
         return None
     if a is None or b is None:
         return f"{field}: {a} vs {b}"
+    if not all(isinstance(v, int | float) for v in (a, b)):  # text a fit found, e.g. a formula
+        return None if a == b else f"{field}: {a!r} vs {b!r}"
     a, b = float(a), float(b)
     if math.isnan(a) and math.isnan(b):
         return None

@@ -466,7 +466,7 @@ def hamiltonian_figure(records: Sequence[Record], run_dir: Path, out_dir: Path, 
         ax_d.set_yscale("log")
         ax_d.set(xlabel="t", ylabel="|H(t) - H(t0)|", title="drift from the initial energy H(t0)")
         _legend_below(fig, *ax_h.get_legend_handles_labels())
-        fig.suptitle(f"{task}: energy of the truth and of the trained neural ODE (first batch member)")
+        fig.suptitle(f"{task}: energy of the truth and of the trained model (first batch member)")
         return save_figure(fig, Path(out_dir) / f"hamiltonian-{_slug(task)}.png")
 
 

@@ -256,20 +256,16 @@ def summary_table(records: Sequence[Record]) -> Any:
     return table
 
 
-def metrics_table(records: Sequence[Record]) -> Any:
-    """Task metrics of the records that have them, as strings."""
+def metrics_tables(records: Sequence[Record]) -> list[Any]:
+    """Task metrics, one table per task (its numeric metrics), as strings."""
     import pandas as pd
 
-    rows = [
-        {
-            "task": r["task"],
-            "back-end": r["impl"],
-            **{k: _number(v) for k, v in (r.get("metrics") or {}).items()},
-        }
-        for r in records
-        if r.get("metrics")
-    ]
-    return pd.DataFrame(rows).fillna("–") if rows else None
+    from harness.reporting import metrics_by_task
+
+    def row(r: Record, keys: list[str]) -> dict[str, str]:
+        return {"task": r["task"], "back-end": r["impl"], **{k: _number(r["metrics"].get(k)) for k in keys}}
+
+    return [pd.DataFrame([row(r, keys) for r in rows]) for _, rows, keys in metrics_by_task(records)]
 
 
 # --------------------------------------------------------------------------- HTML
@@ -394,7 +390,10 @@ def render_html(
 ) -> str:
     """The whole report as one HTML document with everything inline."""
     title = f"Neural-ODE benchmark report: {Path(directory).resolve().name}"
-    metrics = metrics_table(records)
+    from harness.reporting import text_metrics
+
+    metrics = metrics_tables(records)
+    found = text_metrics(records)
     exponents = _exponents_rows(records)
     import pandas as pd
 
@@ -407,11 +406,14 @@ def render_html(
         "baseline in an isolated process; framework = the framework's own figure.</p>",
         _html_table(summary_table(records)),
     ]
-    if metrics is not None:
+    if metrics:
         sections += [
             "<h3>Metrics after training (task metrics; RMSEs against the noise-free truth)</h3>",
-            _html_table(metrics),
+            *[_html_table(table) for table in metrics],
         ]
+    if found:
+        items = "".join(f"<li>{html.escape(line[2:])}</li>" for line in found)
+        sections += ["<h3>What the fits found</h3>", f"<ul>{items}</ul>"]
     if exponents:
         sections += [
             "<h3>Memory exponents k (memory ~ t1^k)</h3>",

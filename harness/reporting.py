@@ -60,19 +60,57 @@ def _row(rec: Mapping[str, Any], keys: Sequence[str] = ()) -> dict[str, str]:
     }
 
 
-def _metrics_table(records: Sequence[Mapping[str, Any]]) -> str:
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def metrics_by_task(
+    records: Sequence[Mapping[str, Any]],
+) -> list[tuple[str, list[Mapping[str, Any]], list[str]]]:
+    """Per task, in order of appearance: its records with metrics, and the keys of its numeric
+    metrics (a table each: tasks measure different things).  Non-numeric metrics (what a fit
+    found, e.g. a formula) are listed by `text_metrics`."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for r in records:
+        if r.get("metrics"):
+            groups.setdefault(r["task"], []).append(r)
+    out = []
+    for task, rows in groups.items():
+        keys = list(dict.fromkeys(k for r in rows for k, v in r["metrics"].items() if is_number(v)))
+        out.append((task, rows, keys))
+    return out
+
+
+def text_metrics(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """`task / impl: key = value; ...` for the non-numeric metrics of each record."""
+    lines = []
+    for r in records:
+        text = {k: v for k, v in (r.get("metrics") or {}).items() if not is_number(v) and v is not None}
+        if text:
+            body = "; ".join(f"{k} = {v}" for k, v in text.items())
+            lines.append(f"- {r['task']} / {r['impl']}: {body}")
+    return lines
+
+
+def _metrics_tables(records: Sequence[Mapping[str, Any]]) -> list[str]:
     keys = varying_params(records)
-    rows = [
-        {
-            "task": r["task"],
-            "impl": r["impl"],
-            **({"options": _options(r, keys)} if keys else {}),
-            **{k: f"{v:.3g}" if isinstance(v, float) else v for k, v in (r.get("metrics") or {}).items()},
-        }
-        for r in records
-        if r.get("metrics")
-    ]
-    return tabulate(rows, headers="keys", tablefmt="github") if rows else ""
+    tables = []
+    for _, rows, metric_keys in metrics_by_task(records):
+        table = [
+            {
+                "task": r["task"],
+                "impl": r["impl"],
+                **({"options": _options(r, keys)} if keys else {}),
+                **{k: _cell(r["metrics"].get(k)) for k in metric_keys},
+            }
+            for r in rows
+        ]
+        tables.append(tabulate(table, headers="keys", tablefmt="github"))
+    return tables
+
+
+def _cell(value: Any) -> Any:
+    return f"{value:.3g}" if isinstance(value, float) else value
 
 
 def format_records(records: Sequence[Mapping[str, Any]], fmt: str = "table") -> str:
@@ -85,9 +123,12 @@ def format_records(records: Sequence[Mapping[str, Any]], fmt: str = "table") -> 
         return records_frame(records).to_csv(index=False).rstrip("\n")
     keys = varying_params(records)
     parts = [tabulate([_row(r, keys) for r in records], headers="keys", tablefmt="github")]
-    metrics = _metrics_table(records)
-    if metrics:
-        parts += ["", "Metrics after training (task metrics; RMSEs against the noise-free truth):", metrics]
+    tables = _metrics_tables(records)
+    if tables:
+        parts += ["", "Metrics after training (task metrics; RMSEs against the noise-free truth):"]
+        for table in tables:
+            parts += ["", table]
+        parts += ["", *text_metrics(records)] if text_metrics(records) else []
     notes = [f"- {r['task']} / {r['impl']}: {r['status']}: {r['reason']}" for r in records if r.get("reason")]
     if notes:
         parts += ["", *notes]

@@ -248,3 +248,22 @@ def test_labels_name_only_the_varying_parameters() -> None:
     records.append(record("lotka_volterra", "rk4-unrolled"))
     labels = set(figures.group_labels(figures.group_records(records)).values())
     assert labels == {"jax-checkpoint (tol=0.001)", "jax-checkpoint (tol=1e-06)", "rk4-unrolled"}
+
+
+def test_metrics_one_table_per_task_and_text_metrics_listed() -> None:
+    from harness.compare import _differs
+    from harness.reporting import format_records
+
+    records = [
+        record("lotka_volterra", "numpy-adjoint", metrics={"fit_rmse": 0.1}),
+        record("hybrid_lotka_volterra", "numpy-adjoint", metrics={"formula": "1.07 cat^0.95 - cat", "n": 2}),
+    ]
+    text = format_records(records)
+    tables = [block for block in text.split("\n\n") if block.startswith("| task")]
+    assert len(tables) == 3  # the summary, then one metrics table per task
+    assert "formula" not in tables[2] and "| n " in tables[2].replace("|   n", "| n ")
+    assert "- hybrid_lotka_volterra / numpy-adjoint: formula = 1.07 cat^0.95 - cat" in text
+    html = html_report.render_html(Path("x"), records, [], {})
+    assert "What the fits found" in html and "cat^0.95" in html
+    assert _differs("metric.formula", "a", "a") is None
+    assert _differs("metric.formula", "a", "b") == "metric.formula: 'a' vs 'b'"
