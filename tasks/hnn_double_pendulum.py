@@ -64,15 +64,10 @@ class HNNDoublePendulum(DoublePendulum):
     name = "hnn_double_pendulum"
     source = "000 §4.1"
     options = {
+        **DoublePendulum.options,
         "t1": 3.0,
         "n_obs": 61,
         "extrap": 3.0,
-        "hidden": 64,
-        "m1": 1.0,
-        "m2": 1.0,
-        "l1": 1.0,
-        "l2": 1.0,
-        "g": 9.8,
         "training": "collocation",
         "bandwidth": 3.5,
         "kernel": "epanechnikov",

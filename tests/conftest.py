@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
@@ -19,6 +20,7 @@ if importlib.util.find_spec("jax") is not None:
     jax.config.update("jax_enable_x64", True)  # before any JAX array exists
 
 from harness import registry
+from harness.models import Params, flatten, unflatten
 
 registry.discover()
 
@@ -49,6 +51,24 @@ def backend(impl_name: str, task_name: str):
 
 
 def rel_error(grad: dict, ref: dict) -> float:
-    from harness.models import flatten
-
     return float(np.linalg.norm(flatten(grad) - flatten(ref)) / np.linalg.norm(flatten(ref)))
+
+
+def fd_vjp(model: Any, params: Params, y: np.ndarray, a: np.ndarray, h: float = 1e-6):
+    """Central differences of phi = sum(a * f(y; params)) in y and in every parameter."""
+
+    def phi(p: Params, yy: np.ndarray) -> float:
+        return float(np.sum(a * model.rhs(p, yy, np)))
+
+    a_y = np.zeros_like(y)
+    for idx in np.ndindex(y.shape):
+        e = np.zeros_like(y)
+        e[idx] = h
+        a_y[idx] = (phi(params, y + e) - phi(params, y - e)) / (2 * h)
+    theta = flatten(params)
+    a_p = np.zeros_like(theta)
+    for j in range(theta.size):
+        e = np.zeros_like(theta)
+        e[j] = h
+        a_p[j] = (phi(unflatten(theta + e, params), y) - phi(unflatten(theta - e, params), y)) / (2 * h)
+    return a_y, a_p

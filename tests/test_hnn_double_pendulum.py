@@ -11,13 +11,13 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import backend, problem
+from conftest import backend, fd_vjp, problem
 
 from harness import registry
 from harness.collocation import collocate, default_bandwidth, fit_collocation
 from harness.errors import UsageError
 from harness.hamiltonian import HamiltonianMLP
-from harness.models import Params, flatten, unflatten
+from harness.models import flatten
 from harness.symplectic import implicit_midpoint
 
 TASK = "hnn_double_pendulum"
@@ -51,26 +51,6 @@ def test_rhs_is_j_grad_of_autodiff_hamiltonian(sizes: tuple[int, ...]) -> None:
     np.testing.assert_allclose(model.grad_h(params, y, np), grad.numpy(), rtol=1e-12, atol=1e-14)
 
 
-def _fd_vjp(model: HamiltonianMLP, params: Params, y: np.ndarray, a: np.ndarray, h: float = 1e-6):
-    """Central differences of phi = sum(a * f(y; params)) in y and in every parameter."""
-
-    def phi(p: Params, yy: np.ndarray) -> float:
-        return float(np.sum(a * model.rhs(p, yy, np)))
-
-    a_y = np.zeros_like(y)
-    for idx in np.ndindex(y.shape):
-        e = np.zeros_like(y)
-        e[idx] = h
-        a_y[idx] = (phi(params, y + e) - phi(params, y - e)) / (2 * h)
-    theta = flatten(params)
-    a_p = np.zeros_like(theta)
-    for j in range(theta.size):
-        e = np.zeros_like(theta)
-        e[j] = h
-        a_p[j] = (phi(unflatten(theta + e, params), y) - phi(unflatten(theta - e, params), y)) / (2 * h)
-    return a_y, a_p
-
-
 @pytest.mark.parametrize("sizes", [(4, 64, 1), (2, 5, 7, 1), (4, 6, 5, 4, 1)])
 def test_vjp_matches_finite_differences(sizes: tuple[int, ...]) -> None:
     """The Hessian-vector products of `vjp_numpy` against central differences of `rhs`."""
@@ -79,7 +59,7 @@ def test_vjp_matches_finite_differences(sizes: tuple[int, ...]) -> None:
     rng = np.random.default_rng(4)
     y, a = rng.normal(size=(4, sizes[0])), rng.normal(size=(4, sizes[0]))
     a_y, a_p = model.vjp_numpy(params, y, a)
-    fd_y, fd_p = _fd_vjp(model, params, y, a)
+    fd_y, fd_p = fd_vjp(model, params, y, a)
     assert a_y.shape == y.shape
     assert list(a_p) == list(params)
     # h = 1e-6: truncation O(h^2 |phi'''|) ~ 1e-12, rounding O(1e-16 |phi| / h) ~ 1e-10

@@ -5,36 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import problem, rel_error
+from conftest import fd_vjp, problem, rel_error
 
 from harness import registry
-from harness.models import MLP, AbstractModel, Params, flatten, unflatten
+from harness.models import MLP, AbstractModel, Params, flatten
 from harness.optim import Adam
 
 NumpyAdjoint = registry.IMPLEMENTATIONS["numpy-adjoint"]
 
 
 # -- vector-Jacobian products against central finite differences ------------------------
-
-
-def _fd_vjp(model: AbstractModel, params: Params, y: np.ndarray, a: np.ndarray, h: float = 1e-6):
-    """Central differences of phi = sum(a * f(y; params)) in y and in every parameter."""
-
-    def phi(p: Params, yy: np.ndarray) -> float:
-        return float(np.sum(a * model.rhs(p, yy, np)))
-
-    a_y = np.zeros_like(y)
-    for idx in np.ndindex(y.shape):
-        e = np.zeros_like(y)
-        e[idx] = h
-        a_y[idx] = (phi(params, y + e) - phi(params, y - e)) / (2 * h)
-    theta = flatten(params)
-    a_p = np.zeros_like(theta)
-    for j in range(theta.size):
-        e = np.zeros_like(theta)
-        e[j] = h
-        a_p[j] = (phi(unflatten(theta + e, params), y) - phi(unflatten(theta - e, params), y)) / (2 * h)
-    return a_y, a_p
 
 
 def _away_from_kinks(model: MLP, params: Params, y: np.ndarray) -> float:
@@ -49,7 +29,7 @@ def _away_from_kinks(model: MLP, params: Params, y: np.ndarray) -> float:
 
 def _check_vjp(model: AbstractModel, params: Params, y: np.ndarray, a: np.ndarray) -> None:
     a_y, a_p = model.vjp_numpy(params, y, a)
-    fd_y, fd_p = _fd_vjp(model, params, y, a)
+    fd_y, fd_p = fd_vjp(model, params, y, a)
     assert a_y.shape == y.shape
     assert list(a_p) == list(params)
     # h = 1e-6: truncation O(h^2 f''') ~ 1e-12, rounding O(1e-16 |phi| / h) ~ 1e-10
