@@ -67,18 +67,21 @@ def is_number(value: Any) -> bool:
 def metrics_by_task(
     records: Sequence[Mapping[str, Any]],
 ) -> list[tuple[str, list[Mapping[str, Any]], list[str]]]:
-    """Per task, in order of appearance: its records with metrics, and the keys of its numeric
-    metrics (a table each: tasks measure different things).  Non-numeric metrics (what a fit
-    found, e.g. a formula) are listed by `text_metrics`."""
-    groups: dict[str, list[Mapping[str, Any]]] = {}
+    """Metrics tables: tasks that measure the same things (the same numeric metric keys,
+    e.g. `odenet_digits` and `resnet_digits`) share one, side by side; the others get one
+    each.  Returns `(tasks, records, metric keys)` per table, in order of appearance.
+    Non-numeric metrics (what a fit found, e.g. a formula) are listed by `text_metrics`."""
+    by_task: dict[str, list[Mapping[str, Any]]] = {}
     for r in records:
         if r.get("metrics"):
-            groups.setdefault(r["task"], []).append(r)
-    out = []
-    for task, rows in groups.items():
-        keys = list(dict.fromkeys(k for r in rows for k, v in r["metrics"].items() if is_number(v)))
-        out.append((task, rows, keys))
-    return out
+            by_task.setdefault(r["task"], []).append(r)
+    tables: dict[tuple[str, ...], tuple[list[str], list[Mapping[str, Any]]]] = {}
+    for task, rows in by_task.items():
+        keys = tuple(dict.fromkeys(k for r in rows for k, v in r["metrics"].items() if is_number(v)))
+        names, members = tables.setdefault(keys, ([], []))
+        names.append(task)
+        members.extend(rows)
+    return [(", ".join(names), rows, list(keys)) for keys, (names, rows) in tables.items()]
 
 
 def text_metrics(records: Sequence[Mapping[str, Any]]) -> list[str]:
