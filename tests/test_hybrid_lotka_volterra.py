@@ -7,7 +7,7 @@ import functools
 
 import numpy as np
 import pytest
-from conftest import rel_error
+from conftest import backend, problem, rel_error
 
 from harness import registry
 from harness.models import Parametric, Params, flatten, unflatten
@@ -384,3 +384,18 @@ def test_learnt_initial_fit_metrics() -> None:
     for key in ("fit_rmse", "extrap_backward_rmse", "y0_learnt_error", "y0_observed_error"):
         assert np.isfinite(metrics[key]), key
     assert result.info["curriculum_stages"] == [22]
+
+
+def test_default_fit_recovers_the_correction_term() -> None:
+    """The issue's metric with the task's defaults on numpy-adjoint (10 s): the regression
+    keeps the single term cat^0.95 of the truth's 2.1 rabbit cat^0.95, and retraining the
+    formula brings its coefficient and power within 1% (measured: 2.0905, 0.9501 on every
+    back-end; alpha, beta, gamma within 1.2%, still converging in phase 3)."""
+    task, _, params, *_ = problem("hybrid_lotka_volterra")
+    impl = backend("numpy-adjoint", "hybrid_lotka_volterra")
+    info = task.fit(impl, params, **task.train_defaults).info
+    assert info["found_terms"] == ["cat^0.95"]
+    assert info["formula_coefficients"][0] == pytest.approx(TRUTH["delta"], rel=0.01)
+    assert info["formula_cat_powers"][0] == pytest.approx(TRUTH["cat_power"], rel=0.01)
+    for k in ("alpha", "beta", "gamma"):  # delta is the formula's coefficient, checked above
+        assert info[f"formula_{k}_rel_error"] < 0.02
