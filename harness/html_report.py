@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import figures
-from harness.reporting import format_records
+from harness.reporting import format_records, metrics_by_task, text_metrics
 from harness.results import load_records, records_frame
 
 __all__ = ["FigureResult", "build_figures", "write_report"]
@@ -260,8 +260,6 @@ def metrics_tables(records: Sequence[Record]) -> list[Any]:
     """Task metrics, one table per task (its numeric metrics), as strings."""
     import pandas as pd
 
-    from harness.reporting import metrics_by_task
-
     def row(r: Record, keys: list[str]) -> dict[str, str]:
         return {"task": r["task"], "back-end": r["impl"], **{k: _number(r["metrics"].get(k)) for k in keys}}
 
@@ -390,8 +388,6 @@ def render_html(
 ) -> str:
     """The whole report as one HTML document with everything inline."""
     title = f"Neural-ODE benchmark report: {Path(directory).resolve().name}"
-    from harness.reporting import text_metrics
-
     metrics = metrics_tables(records)
     found = text_metrics(records)
     exponents = _exponents_rows(records)

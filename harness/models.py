@@ -20,7 +20,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["MLP", "AbstractModel", "Parametric", "Params", "TimeScaled", "flatten", "unflatten"]
+__all__ = [
+    "MLP",
+    "AbstractMap",
+    "AbstractModel",
+    "Parametric",
+    "Params",
+    "TimeScaled",
+    "flatten",
+    "unflatten",
+]
 
 #: parameters are ordered dictionaries of NumPy arrays (native arrays inside back-ends)
 Params = dict[str, Any]
@@ -218,3 +227,36 @@ class TimeScaled(AbstractModel):
         a_inner, a_params = self.inner.vjp_numpy(params, x, duration * a_x)
         a_duration = np.sum(a_x * self.inner.rhs(params, x, np), axis=1, keepdims=True)
         return np.concatenate([a_inner, a_duration], axis=1), a_params
+
+
+class AbstractMap(AbstractModel):
+    """A model of kind "discrete": a map z_0 -> z_K with no vector field (e.g. a ResNet).
+
+    A back-end "solves" it over times of length 2 with `states`; its work is
+    `n_evaluations` map evaluations forward and as many vector-Jacobian products backward.
+    """
+
+    kind: ClassVar[str] = "discrete"
+
+    @property
+    @abc.abstractmethod
+    def n_evaluations(self) -> int:
+        """Evaluations (e.g. residual blocks) of one application of the map."""
+
+    @abc.abstractmethod
+    def apply(self, params: Params, y0: Any, xp: Any) -> Any:
+        """z_K from z_0 = `y0` (B, N), in the array namespace `xp`."""
+
+    def states(self, params: Params, y0: Any, n_times: int, xp: Any) -> Any:
+        """What a solve over `n_times` (1 or 2) times returns: `y0`, then `apply(y0)`."""
+        if n_times == 1:
+            return y0[None]
+        if n_times != 2:
+            raise ValueError(f"a discrete model has states at 2 times only, not {n_times}")
+        return xp.stack([y0, self.apply(params, y0, xp)])
+
+    def rhs(self, params: Params, y: Any, xp: Any) -> Any:
+        raise NotImplementedError("a discrete model has no vector field: back-ends call `states`")
+
+    def vjp_numpy(self, params: Params, y: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, Params]:
+        raise NotImplementedError("a discrete model has no vector field")

@@ -126,12 +126,13 @@ def format_records(records: Sequence[Mapping[str, Any]], fmt: str = "table") -> 
         return records_frame(records).to_csv(index=False).rstrip("\n")
     keys = varying_params(records)
     parts = [tabulate([_row(r, keys) for r in records], headers="keys", tablefmt="github")]
-    tables = _metrics_tables(records)
+    tables, found = _metrics_tables(records), text_metrics(records)
     if tables:
         parts += ["", "Metrics after training (task metrics; RMSEs against the noise-free truth):"]
         for table in tables:
             parts += ["", table]
-        parts += ["", *text_metrics(records)] if text_metrics(records) else []
+    if found:
+        parts += ["", *found]
     notes = [f"- {r['task']} / {r['impl']}: {r['status']}: {r['reason']}" for r in records if r.get("reason")]
     if notes:
         parts += ["", *notes]

@@ -76,16 +76,12 @@ class AbstractTorchImplementation(AbstractImplementation):
     def _forward(
         self, native: dict[str, torch.Tensor], times: torch.Tensor, y0: torch.Tensor
     ) -> torch.Tensor:
-        """`_solve`, or for a model of kind "discrete" (a map with no vector field, such as a
-        ResNet) its input and output: ``stack([y0, model.apply(native, y0)])`` for 2 times."""
+        """`_solve`, or for a model of kind "discrete" (`harness.models.AbstractMap`, such as a
+        ResNet) its input and output."""
         model = self.field.model
         if model.kind != "discrete":
             return self._solve(native, times, y0)
-        if len(times) == 1:
-            return y0[None]
-        if len(times) != 2:
-            raise ValueError(f"{self.name}: a discrete model has states at 2 times only, not {len(times)}")
-        return self._torch.stack([y0, model.apply(native, y0, self.field.xp)])
+        return model.states(native, y0, len(times), self.field.xp)
 
     def _loss(self, native: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.task.loss(self._forward(native, self._t, self._y0), self._obs)
@@ -115,7 +111,7 @@ class AbstractTorchImplementation(AbstractImplementation):
 
     def count_nfe(self, params: Params) -> tuple[int, int]:
         if self.field.model.kind == "discrete":  # one block evaluation and one VJP per block
-            return self.field.model.n_blocks, self.field.model.n_blocks
+            return self.field.model.n_evaluations, self.field.model.n_evaluations
         native = self.load(params)
         field = self.field
         field.reset_counts(track_vjps=self._vjp_hooks)

@@ -96,18 +96,6 @@ def solve(
     )
 
 
-def _discrete_states(model: Any, params: Any, ts: Any, y0: Any) -> Any:
-    """A model of kind "discrete" (a map with no vector field, such as a ResNet) over `ts` of
-    length 2: its input and output, ``stack([y0, model.apply(params, y0)])``."""
-    import jax.numpy as jnp
-
-    if ts.shape[0] == 1:
-        return y0[None]
-    if ts.shape[0] != 2:
-        raise ValueError(f"jax-checkpoint: a discrete model has states at 2 times only, not {ts.shape[0]}")
-    return jnp.stack([y0, model.apply(params, y0, jnp)])
-
-
 def _plain_field(model: AbstractModel) -> VectorField:
     import jax.numpy as jnp
 
@@ -201,10 +189,12 @@ class JaxCheckpoint(AbstractImplementation):
 
     def _make_loss(self, field: VectorField) -> Callable[..., Any]:
         """`loss(params, t, y0, obs)`: the task's loss on a solve saved at `t`."""
+        import jax.numpy as jnp
+
         kwargs = self._solve_kwargs()
         model = self.task.model
         if model.kind == "discrete":
-            return lambda params, t, y0, obs: self.task.loss(_discrete_states(model, params, t, y0), obs)
+            return lambda params, t, y0, obs: self.task.loss(model.states(params, y0, t.shape[0], jnp), obs)
 
         def loss(params: Any, t: Any, y0: Any, obs: Any) -> Any:
             return self.task.loss(solve(field, params, t, y0, **kwargs).ys, obs)
@@ -212,11 +202,13 @@ class JaxCheckpoint(AbstractImplementation):
         return loss
 
     def _make_predict(self) -> Callable[..., Any]:
+        import jax.numpy as jnp
+
         kwargs = self._solve_kwargs()
         model = self.task.model
         field = _plain_field(model)
         if model.kind == "discrete":
-            return lambda params, ts, y0: (_discrete_states(model, params, ts, y0), ts)
+            return lambda params, ts, y0: (model.states(params, y0, ts.shape[0], jnp), ts)
 
         def predict(params: Any, ts: Any, y0: Any) -> tuple[Any, Any]:
             sol = solve(field, params, ts, y0, throw=False, **kwargs)
@@ -283,8 +275,8 @@ class JaxCheckpoint(AbstractImplementation):
 
         model = self.task.model
         if model.kind == "discrete":  # one block evaluation and one VJP per block, no solver
-            self.n_steps, self.nfe_detail = None, {"blocks": model.n_blocks}
-            return model.n_blocks, model.n_blocks
+            self.n_steps, self.nfe_detail = None, {"blocks": model.n_evaluations}
+            return model.n_evaluations, model.n_evaluations
         if self._counted is None:
             field = _counted_field(self.task.model, self._counts)
             kwargs = self._solve_kwargs()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import numpy as np
@@ -59,8 +60,9 @@ class PairsTask(AbstractTask):
     solver_defaults = {"rtol": 1e-7, "atol": 1e-7, "dt": 0.01}
 
     @property
+    @abc.abstractmethod
     def inner(self) -> AbstractModel:
-        raise NotImplementedError
+        """The vector field learnt from the pairs (in real time)."""
 
     @property
     def model(self) -> TimeScaled:

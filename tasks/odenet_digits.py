@@ -19,7 +19,7 @@ import array_api_compat
 import numpy as np
 
 from harness.errors import UsageError
-from harness.models import MLP, AbstractModel, Params, flatten, unflatten
+from harness.models import MLP, AbstractMap, AbstractModel, Params, flatten, unflatten
 from harness.protocols import AbstractTask, Dataset, Predictor
 from harness.registry import register_task
 
@@ -206,22 +206,24 @@ def cross_entropy_cotangent(pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
-class ResidualStack(AbstractModel):
+class ResidualStack(AbstractMap):
     """A ResNet of `n_blocks` residual blocks of the same width, eq. (1) of 003 §2:
     z_{k+1} = z_k + f_k(z_k), each f_k an MLP `dim`-`width`-`dim` (`activation`) with its own
     weights `blk{k}_W0, blk{k}_b0, blk{k}_W1, blk{k}_b1` (PyTorch's default initialisation,
     as `harness.models.MLP`).
 
-    Model kind "discrete": there is no vector field.  A back-end "solves" it over times of
-    length 2 as `stack([y0, apply(params, y0, xp)])`; its work is `n_blocks` block
-    evaluations forward and `n_blocks` vector-Jacobian products backward.
+    Model kind "discrete" (`harness.models.AbstractMap`): there is no vector field; its work
+    is `n_blocks` block evaluations forward and `n_blocks` vector-Jacobian products backward.
     """
 
     dim: int
     width: int
     n_blocks: int
     activation: str = "tanh"
-    kind: ClassVar[str] = "discrete"
+
+    @property
+    def n_evaluations(self) -> int:
+        return self.n_blocks
 
     @functools.cached_property
     def block(self) -> MLP:
@@ -265,12 +267,6 @@ class ResidualStack(AbstractModel):
             grads.update({name: a_p[key] for name, key in self._block_keys[k]})
             a = a + a_z  # z_{k+1} = z_k + f_k(z_k)
         return a, {key: grads[key] for key in params}
-
-    def rhs(self, params: Params, y: Any, xp: Any) -> Any:
-        raise NotImplementedError("a discrete model has no vector field: back-ends call `apply`")
-
-    def vjp_numpy(self, params: Params, y: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, Params]:
-        raise NotImplementedError("a discrete model has no vector field: use `apply_vjp_numpy`")
 
 
 # ----------------------------------------------------------------------------- tasks

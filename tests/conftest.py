@@ -72,3 +72,14 @@ def fd_vjp(model: Any, params: Params, y: np.ndarray, a: np.ndarray, h: float = 
         e[j] = h
         a_p[j] = (phi(unflatten(theta + e, params), y) - phi(unflatten(theta - e, params), y)) / (2 * h)
     return a_y, a_p
+
+
+def check_vjp(model: Any, params: Params, y: np.ndarray, a: np.ndarray) -> None:
+    """The model's hand-written VJP against `fd_vjp`."""
+    a_y, a_p = model.vjp_numpy(params, y, a)
+    fd_y, fd_p = fd_vjp(model, params, y, a)
+    assert a_y.shape == y.shape
+    assert list(a_p) == list(params)
+    # h = 1e-6: truncation O(h^2 f''') ~ 1e-12, rounding O(1e-16 |phi| / h) ~ 1e-10
+    np.testing.assert_allclose(a_y, fd_y, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(flatten(a_p), fd_p, rtol=1e-6, atol=1e-8)

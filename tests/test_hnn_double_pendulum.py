@@ -11,13 +11,12 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import backend, fd_vjp, problem
+from conftest import backend, check_vjp, problem
 
 from harness import registry
 from harness.collocation import collocate, default_bandwidth, fit_collocation
 from harness.errors import UsageError
 from harness.hamiltonian import HamiltonianMLP
-from harness.models import flatten
 from harness.symplectic import implicit_midpoint
 
 TASK = "hnn_double_pendulum"
@@ -58,13 +57,7 @@ def test_vjp_matches_finite_differences(sizes: tuple[int, ...]) -> None:
     params = model.init_params(3)
     rng = np.random.default_rng(4)
     y, a = rng.normal(size=(4, sizes[0])), rng.normal(size=(4, sizes[0]))
-    a_y, a_p = model.vjp_numpy(params, y, a)
-    fd_y, fd_p = fd_vjp(model, params, y, a)
-    assert a_y.shape == y.shape
-    assert list(a_p) == list(params)
-    # h = 1e-6: truncation O(h^2 |phi'''|) ~ 1e-12, rounding O(1e-16 |phi| / h) ~ 1e-10
-    np.testing.assert_allclose(a_y, fd_y, rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(flatten(a_p), fd_p, rtol=1e-6, atol=1e-8)
+    check_vjp(model, params, y, a)
 
 
 def test_parameters_are_the_mlps_less_the_output_bias() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import fd_vjp, problem, rel_error
+from conftest import check_vjp, problem, rel_error
 
 from harness import registry
-from harness.models import MLP, AbstractModel, Params, flatten
+from harness.models import MLP, Params
 from harness.optim import Adam
 
 NumpyAdjoint = registry.IMPLEMENTATIONS["numpy-adjoint"]
@@ -27,16 +27,6 @@ def _away_from_kinks(model: MLP, params: Params, y: np.ndarray) -> float:
     return smallest
 
 
-def _check_vjp(model: AbstractModel, params: Params, y: np.ndarray, a: np.ndarray) -> None:
-    a_y, a_p = model.vjp_numpy(params, y, a)
-    fd_y, fd_p = fd_vjp(model, params, y, a)
-    assert a_y.shape == y.shape
-    assert list(a_p) == list(params)
-    # h = 1e-6: truncation O(h^2 f''') ~ 1e-12, rounding O(1e-16 |phi| / h) ~ 1e-10
-    np.testing.assert_allclose(a_y, fd_y, rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(flatten(a_p), fd_p, rtol=1e-6, atol=1e-8)
-
-
 @pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid"])
 def test_mlp_vjp_matches_finite_differences(activation: str) -> None:
     model = MLP(sizes=(3, 7, 5, 2), activation=activation)
@@ -48,14 +38,14 @@ def test_mlp_vjp_matches_finite_differences(activation: str) -> None:
             break
     else:
         pytest.fail("no point away from the ReLU kinks")
-    _check_vjp(model, params, y, rng.normal(size=(4, 2)))
+    check_vjp(model, params, y, rng.normal(size=(4, 2)))
 
 
 def test_parametric_vjp_matches_finite_differences() -> None:
     task = registry.TASKS["linear_adjoint"]()
     model = task.model
     rng = np.random.default_rng(5)
-    _check_vjp(model, model.init_params(0), rng.normal(size=(6, 2)), rng.normal(size=(6, 2)))
+    check_vjp(model, model.init_params(0), rng.normal(size=(6, 2)), rng.normal(size=(6, 2)))
 
 
 # -- the adjoint gradient -------------------------------------------------------------
