@@ -29,35 +29,13 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="measure back-ends on tasks and write a results folder")
     run.add_argument("--task", required=True, help="NAME[,NAME...] or all; grids: NAME[key=v1,v2]")
-    run.add_argument(
-        "--impl", default="all", help="NAME[,NAME...] or all (default); grids: NAME[rtol=1e-3,1e-6]"
+    _matrix_options(run)
+    reproduce = sub.add_parser(
+        "reproduce",
+        help="run the cells the documents' claims need and judge them (exit 1 if a claim fails)",
     )
-    run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    run.add_argument("--dtype", default="float64", choices=("float64", "float32"))
-    run.add_argument("--seed", type=int, default=0, help="data and initial-weight seed (default: 0)")
-    run.add_argument("--seeds", default=None, help="several seeds, e.g. 0,1,2 (each its own cell)")
-    run.add_argument("--iters", type=int, default=None, help="training iterations (default: the task's)")
-    run.add_argument("--repeats", type=int, default=7, help="timed value-and-grad repeats after warm-up")
-    run.add_argument("--out", type=Path, default=None, help="results folder (default: results/<run-id>)")
-    run.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="task, solver or back-end option, e.g. --set rtol=1e-6 (repeatable)",
-    )
-    run.add_argument("--threads", type=int, default=1, help="threads per framework (default: 1)")
-    run.add_argument("--no-memory", action="store_true", help="skip the isolated-process memory probe")
-    run.add_argument("--timeout", type=float, default=1800.0, help="seconds per cell before it is failed")
-    run.add_argument(
-        "--resume",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="go on with an interrupted run in DIR, skipping its finished cells",
-    )
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    reproduce.add_argument("--task", default="all", help="NAME[,NAME...] or all (default)")
+    _matrix_options(reproduce)
 
     report = sub.add_parser("report", help="print the table of a results folder")
     report.add_argument("directory", type=Path)
@@ -72,6 +50,51 @@ def _parser() -> argparse.ArgumentParser:
 
     add_study_parser(sub)
     return parser
+
+
+def _matrix_options(parser: argparse.ArgumentParser) -> None:
+    """The options `run` and `reproduce` share: the back-ends, the cells and how they run."""
+    parser.add_argument(
+        "--impl", default="all", help="NAME[,NAME...] or all (default); grids: NAME[rtol=1e-3,1e-6]"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--dtype", default="float64", choices=("float64", "float32"))
+    parser.add_argument("--seed", type=int, default=0, help="data and initial-weight seed (default: 0)")
+    parser.add_argument("--seeds", default=None, help="several seeds, e.g. 0,1,2 (each its own cell)")
+    parser.add_argument("--iters", type=int, default=None, help="training iterations (default: the task's)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed value-and-grad repeats after warm-up")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default: results/<run-id>)")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="task, solver or back-end option, e.g. --set rtol=1e-6 (repeatable)",
+    )
+    parser.add_argument("--threads", type=int, default=1, help="threads per framework (default: 1)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the isolated-process memory probe")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per cell before it is failed")
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="go on with an interrupted run in DIR, skipping its finished cells",
+    )
+    parser.add_argument(
+        "--train-budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wall-clock seconds of training per cell (default: the task's)",
+    )
+    parser.add_argument(
+        "--train-past-target",
+        action="store_true",
+        help="go on training after the task's target loss is reached (default: stop there)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def cmd_list() -> int:
@@ -112,7 +135,9 @@ def _seeds(args: argparse.Namespace) -> list[int]:
     return seeds
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace, *, judge: bool = False) -> int:
+    """`run` (and `reproduce`, with `judge`: exit status 1 when a claim FAILs or a cell
+    gives no result; `reproduce` runs each task's defaults, the cells its claims need)."""
     from harness.config import parse_sets
     from harness.matrix import plan
 
@@ -130,8 +155,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"bad --repeats {args.repeats}: must be at least 1")
     if args.iters is not None and args.iters < 0:
         raise UsageError(f"bad --iters {args.iters}: must not be negative")
-    if args.timeout <= 0:
+    if not args.timeout > 0:
         raise UsageError(f"bad --timeout {args.timeout}: must be positive")
+    if args.train_budget is not None and not args.train_budget > 0:
+        raise UsageError(f"bad --train-budget {args.train_budget}: must be a positive number of seconds")
     cells = plan(
         args.task,
         args.impl,
@@ -140,6 +167,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         iters=args.iters,
         device=args.device,
         dtype=args.dtype,
+        budget=args.train_budget,
+        stop_at_target=not args.train_past_target,
     )
     return execute(
         cells,
@@ -149,13 +178,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         memory=not args.no_memory,
         timeout=args.timeout,
         progress=not args.quiet,
+        judge=judge,
     )
 
 
 def execute(
-    cells: list, *, out: Path | None, label: str, repeats: int, memory: bool, timeout: float, progress: bool
+    cells: list,
+    *,
+    out: Path | None,
+    label: str,
+    repeats: int,
+    memory: bool,
+    timeout: float,
+    progress: bool,
+    judge: bool = False,
 ) -> int:
-    """Run `cells` into `out` (default results/<run-id>), print the table, write the report."""
+    """Run `cells` into `out` (default results/<run-id>), print the table, write the report;
+    with `judge`, count the claims' verdicts and exit with 1 when one is failing."""
     from harness.environment import provenance
     from harness.reporting import format_records
     from harness.results import ResultsStore, load_records, new_run_id
@@ -186,7 +225,14 @@ def execute(
     print(format_records(records))
     written = _write_report(out, records)
     print(f"\nresults: {out}/records.jsonl, {out}/summary.csv" + (f", {written}" if written else ""))
-    return 0
+    if not judge:
+        return 0
+    from harness.claims import FAILING
+    from harness.reporting import verdict_counts
+
+    counts = verdict_counts(records)
+    print("verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+    return 1 if any(counts.get(v) for v in FAILING) else 0
 
 
 def _write_report(directory: Path, records: list) -> str:
@@ -254,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list()
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "reproduce":
+            return cmd_run(args, judge=True)
         if args.command == "compare":
             return cmd_compare(args)
         if args.command == "study":

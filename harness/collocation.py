@@ -17,12 +17,11 @@ give far smaller derivative errors, which is why callers may pass their own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from harness.models import AbstractModel, Params
 from harness.optim import Adam
+from harness.protocols import TrainCallback
 
 __all__ = ["KERNELS", "collocate", "default_bandwidth", "fit_collocation"]
 
@@ -102,7 +101,7 @@ def fit_collocation(
     *,
     iters: int,
     lr: float,
-    callback: Callable[[int, float], None] | None = None,
+    callback: TrainCallback | None = None,
 ) -> tuple[Params, list[float], float]:
     """Fit a vector field to estimated derivatives: Adam (`harness.optim.Adam`) on
     L = mean_i |f(y_i; theta) - dy_i|^2, no ODE solve (ref. [10] of 000).
@@ -131,6 +130,6 @@ def fit_collocation(
         loss, grad = loss_and_grad(current)
         history.append(loss)
         current = adam.step(current, grad)
-        if callback is not None:
-            callback(i, loss)
+        if callback is not None and callback(i, loss):
+            break
     return current, history, loss_and_grad(current)[0]

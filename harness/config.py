@@ -16,7 +16,9 @@ from harness.protocols import AbstractImplementation, AbstractTask
 
 __all__ = ["CellConfig", "cast_value", "parse_sets", "split_options"]
 
-TRAIN_KEYS = ("iters", "lr")
+TRAIN_KEYS = ("iters", "lr", "target", "budget", "curriculum")
+#: a train key of its own: go on after the target (`--train-past-target`)
+STOP_KEY = "stop_at_target"
 #: `tol=x` sets rtol = atol = x (the work-precision sweeps)
 TOL_ALIAS = "tol"
 
@@ -81,6 +83,8 @@ def split_options(
     impl_cls: type[AbstractImplementation],
     *,
     iters: int | None = None,
+    budget: float | None = None,
+    stop_at_target: bool = True,
 ) -> CellConfig:
     """Resolve `--set` values for one cell; keys that belong to neither side are ignored
     here (they were validated against the whole selection by `validate_keys`)."""
@@ -97,15 +101,16 @@ def split_options(
         for k in solver_keys
     }
     impl = {k: cast_value(k, v, impl_cls.options[k]) for k, v in sets.items() if k in impl_cls.options}
-    train = {
-        k: cast_value(k, sets.get(k, task_cls.train_defaults[k]), task_cls.train_defaults[k])
-        for k in TRAIN_KEYS
-    }
+    defaults = task_cls.training_defaults()
+    train: dict[str, Any] = {k: cast_value(k, sets.get(k, defaults[k]), defaults[k]) for k in TRAIN_KEYS}
     if iters is not None:
         train["iters"] = iters
+    if budget is not None:
+        train["budget"] = budget
+    train[STOP_KEY] = stop_at_target
     for key, value in {**solver, **train}.items():
-        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
-            raise UsageError(f"bad --set value '{key}={value}': must not be negative")
+        if isinstance(value, int | float) and not isinstance(value, bool) and not value >= 0:
+            raise UsageError(f"bad --set value '{key}={value}': must be a number, not negative")
     return CellConfig(task=task, solver=solver, impl=impl, train=train)
 
 
@@ -122,7 +127,7 @@ def validate_keys(
         defaults.update(owner.options)
     for task in tasks:
         defaults.update(
-            {**task.solver_defaults, **task.train_defaults, TOL_ALIAS: task.solver_defaults["rtol"]}
+            {**task.solver_defaults, **task.training_defaults(), TOL_ALIAS: task.solver_defaults["rtol"]}
         )
     for key, raw in sets.items():
         if key not in keys:

@@ -22,8 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from harness import figures
-from harness.reporting import format_records, metrics_by_task, text_metrics
+from harness.reporting import (
+    format_records,
+    metrics_by_task,
+    reproduction_table,
+    reproduction_wide,
+    text_metrics,
+    verdict_notes,
+)
 from harness.results import load_records, records_frame
+from harness.time_to_target_figure import time_to_target_figure
 
 __all__ = ["FigureResult", "build_figures", "write_report"]
 
@@ -63,6 +71,12 @@ CAPTIONS = {
         "Hamiltonian of the true trajectory (black) and of each trained neural ODE (left), and "
         "its drift |H(t) - H(t0)| from the initial energy on a log scale (right). The truth "
         "conserves H up to the solver's error; an MLP vector field does not."
+    ),
+    "time_to_target": (
+        "Training loss against wall-clock time (log-log), one line per back-end, from the start "
+        "of training (a JAX back-end's compilation of its step included). The dashed line is the "
+        "task's target loss, where training stops; a dot marks when a back-end reached it; the "
+        "dotted line is the time budget, after which a back-end's claims are NOT REACHED."
     ),
     "loss": (
         "Training loss per iteration (log scale), one line per back-end, the same initial "
@@ -158,6 +172,13 @@ def _figure_plan(
                 f"trajectory-{task}",
                 f"{task}: {CAPTIONS['trajectory']}",
                 lambda task=task: figures.trajectory_figure(records, directory, out, task),
+            )
+        )
+        plan.append(
+            (
+                f"time-to-target-{task}",
+                f"{task}: {CAPTIONS['time_to_target']}",
+                lambda task=task: time_to_target_figure(records, out, task),
             )
         )
         if "pendulum" in task:
@@ -397,6 +418,7 @@ def render_html(
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="meta">{html.escape(_counts(records))}. '
         f"Folder <code>{html.escape(str(directory))}</code>.</p>",
+        *_reproduction_html(records),
         "<h2>Results</h2>",
         "<p>One row per cell (task, back-end, seed, options). vg = value-and-grad call; RSS over the "
         "baseline in an isolated process; framework = the framework's own figure.</p>",
@@ -426,6 +448,31 @@ def render_html(
     )
 
 
+REPRODUCTION_NOTE = (
+    "Each row is one claim of a source document (section and figure), the document's figure, "
+    "the test the harness applies, and per back-end the verdict with the measured value: PASS, "
+    "FAIL, NOT REACHED (training stopped by its time budget first), KNOWN FAIL (the harness "
+    "measures the opposite of the document: a finding, stated below), NO RESULT (the cell "
+    "failed), SKIPPED."
+)
+
+
+def _reproduction_html(records: Sequence[Record]) -> list[str]:
+    """The report's first section: the claims' verdicts, task x claim x back-end."""
+    import pandas as pd
+
+    rows, impls = reproduction_wide(records)
+    if not rows:
+        return []
+    notes = "".join(f"<li>{html.escape(line[2:])}</li>" for line in verdict_notes(records))
+    return [
+        "<h2>Does it reproduce the source?</h2>",
+        f"<p>{html.escape(REPRODUCTION_NOTE)}</p>",
+        _html_table(pd.DataFrame(rows), text_columns=("task", "claim", "source", "document", "test", *impls)),
+        f"<ul>{notes}</ul>" if notes else "",
+    ]
+
+
 # --------------------------------------------------------------------------- markdown
 
 
@@ -436,10 +483,12 @@ def render_markdown(directory: Path, records: Sequence[Record], results: Sequenc
         "",
         _counts(records) + ".",
         "",
-        "## Results",
-        "",
-        format_records(records),
     ]
+    if table := reproduction_table(records):
+        notes = verdict_notes(records)
+        lines += ["## Does it reproduce the source?", "", REPRODUCTION_NOTE, "", table, ""]
+        lines += [*notes, ""] if notes else []
+    lines += ["## Results", "", format_records(records, verdicts=False)]
     exponents = _exponents_rows(records)
     if exponents:
         from tabulate import tabulate

@@ -66,6 +66,8 @@ def plan(
     iters: int | None,
     device: str,
     dtype: str,
+    budget: float | None = None,
+    stop_at_target: bool = True,
 ) -> list[Cell]:
     """All cells of a run, in task-major order."""
     tasks = [(registry.get_task(n), pts) for n, pts in select("task", task_spec)]
@@ -82,7 +84,9 @@ def plan(
             for impl_cls, impl_points in impls:
                 for impl_point in impl_points:
                     merged: dict[str, Any] = {**sets, **task_point, **impl_point}
-                    cfg = split_options(merged, task_cls, impl_cls, iters=iters)
+                    cfg = split_options(
+                        merged, task_cls, impl_cls, iters=iters, budget=budget, stop_at_target=stop_at_target
+                    )
                     key = repr((task_cls.name, sorted(cfg.task.items())))
                     if key not in checked:  # option values a task rejects (e.g. a missing
                         task_cls(**cfg.task)  # data_dir) fail here, before anything runs

@@ -38,16 +38,17 @@ def extrapolate(predict: Predictor, data: Dataset) -> dict[str, np.ndarray]:
 
 def trajectory_metrics(predict: Predictor, data: Dataset) -> dict[str, float]:
     """`fit_rmse` against the noise-free truth in the training window (and relative to the
-    truth's RMS), `extrap_forward_rmse` / `extrap_backward_rmse` in the extrapolation windows."""
+    truth's RMS), `extrap_forward_rmse` / `extrap_backward_rmse` in the extrapolation windows
+    (and relative to the truth's RMS in that window: `..._relative`)."""
     pred = extrapolate(predict, data)
     scale = rmse(data.y_true, 0.0 * data.y_true)
     metrics = {"fit_rmse": rmse(pred["fit"], data.y_true)}
     # 1.0 is no better than predicting zero: a model stuck at the equilibrium shows here
     metrics["fit_rmse_relative"] = metrics["fit_rmse"] / scale
-    if "forward" in pred:
-        metrics["extrap_forward_rmse"] = rmse(pred["forward"], data.y_forward)
-    if "backward" in pred:
-        metrics["extrap_backward_rmse"] = rmse(pred["backward"], data.y_backward)
+    for side, true in (("forward", data.y_forward), ("backward", data.y_backward)):
+        if side in pred:
+            metrics[f"extrap_{side}_rmse"] = rmse(pred[side], true)
+            metrics[f"extrap_{side}_rmse_relative"] = metrics[f"extrap_{side}_rmse"] / rmse(true, 0.0 * true)
     return metrics
 
 

@@ -11,23 +11,37 @@ import abc
 import dataclasses
 import importlib.util
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from harness.models import AbstractModel, Params
+
+if TYPE_CHECKING:
+    from harness.claims import Claim
 
 __all__ = [
     "AbstractImplementation",
     "AbstractTask",
     "Dataset",
     "Predictor",
+    "TrainCallback",
     "TrainResult",
     "mse_loss",
 ]
 
 #: ``predict(times, y0) -> states`` with ``states.shape == (len(times),) + y0.shape``.
 Predictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+#: ``callback(i, loss)`` after every training step; a true result stops training
+#: (`harness.training.TrainingMonitor`: target reached or budget spent)
+TrainCallback = Callable[[int, float], "bool | None"]
+
+#: training settings every task has (`AbstractTask.training_defaults`): Adam's iterations
+#: and learning rate; `target`, the loss at which training stops (0: none); `budget`, the
+#: wall-clock seconds after which it stops (0: none); `curriculum`, continuum learning's
+#: step in observations (0: off)
+TRAIN_BASE: dict[str, Any] = {"iters": 100, "lr": 1e-2, "target": 0.0, "budget": 300.0, "curriculum": 0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,8 +125,16 @@ class AbstractTask(abc.ABC):
     #: solvers, the largest RK4 step `dt` (each observation interval is split into
     #: ceil(interval / dt) equal steps)
     solver_defaults: ClassVar[dict[str, Any]] = {"rtol": 1e-7, "atol": 1e-7, "dt": 0.1}
-    #: training defaults: optimiser is Adam everywhere unless a task says otherwise
+    #: training defaults (keys of `TRAIN_BASE`, the rest taken from there): optimiser is
+    #: Adam everywhere unless a task says otherwise
     train_defaults: ClassVar[dict[str, Any]] = {"iters": 100, "lr": 1e-2}
+    #: the source's results this task reproduces, judged after every training run
+    claims: ClassVar[tuple[Claim, ...]] = ()
+
+    @classmethod
+    def training_defaults(cls) -> dict[str, Any]:
+        """`TRAIN_BASE` updated with the task's `train_defaults`."""
+        return {**TRAIN_BASE, **cls.train_defaults}
 
     def __init__(self, **overrides: Any) -> None:
         unknown = set(overrides) - set(self.options)
@@ -156,15 +178,22 @@ class AbstractTask(abc.ABC):
         *,
         iters: int,
         lr: float,
-        callback: Callable[[int, float], None] | None = None,
+        callback: TrainCallback | None = None,
+        curriculum: int = 0,
     ) -> TrainResult:
-        """Train from `params` on back-end `impl`; the default is the back-end's Adam on `loss`.
+        """Train from `params` on back-end `impl`; the default is the back-end's Adam on `loss`,
+        with continuum learning over `curriculum`, 2 `curriculum`, ... observations when
+        `curriculum` > 0 (`harness.training.curriculum_fit`).
 
         Tasks whose source trains differently (several phases, frozen parameters, a growing
         window, a fit without ODE solves) override this, building further back-ends of the
         same kind with `impl.rebuild(task, data)`.  The returned parameters are those of
         `self.model`; `TrainResult.info` carries what else the fit found.
         """
+        if curriculum > 0:
+            from harness.training import curriculum_fit
+
+            return curriculum_fit(self, impl, params, iters=iters, lr=lr, step=curriculum, callback=callback)
         return impl.train(params, iters=iters, lr=lr, callback=callback)
 
     def reference_gradient(self, params: Params, data: Dataset) -> tuple[float, Params, str]:
@@ -312,9 +341,10 @@ class AbstractImplementation(abc.ABC):
         *,
         iters: int,
         lr: float,
-        callback: Callable[[int, float], None] | None = None,
+        callback: TrainCallback | None = None,
     ) -> TrainResult:
-        """Adam on the task loss from `params`; `callback(i, loss)` after every step."""
+        """Adam on the task loss from `params`; `callback(i, loss)` after every step, and
+        training stops early when it returns True."""
 
     def framework_peak_bytes(self, params: Params) -> int | None:
         """A framework-level memory figure of one value-and-grad call (see `framework_memory`)."""

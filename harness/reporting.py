@@ -8,7 +8,14 @@ from typing import Any
 
 from tabulate import tabulate
 
-__all__ = ["format_records"]
+__all__ = [
+    "claims_of",
+    "format_records",
+    "reproduction_table",
+    "reproduction_wide",
+    "verdict_counts",
+    "verdict_notes",
+]
 
 
 def _num(value: Any, fmt: str, scale: float = 1.0) -> str:
@@ -57,7 +64,76 @@ def _row(rec: Mapping[str, Any], keys: Sequence[str] = ()) -> dict[str, str]:
         "loss init": _num(rec.get("loss_init"), ".3g"),
         "loss final": _num(rec.get("train_loss_final"), ".3g"),
         "train s": _num(rec.get("train_time_s"), ".3g"),
+        "to target it/s": _to_target(rec),
+        "stopped": rec.get("train_stopped") or "-",
     }
+
+
+def _to_target(rec: Mapping[str, Any]) -> str:
+    """Iterations and wall seconds to the training target, `-` when it was not reached."""
+    iters, secs = rec.get("train_iters_to_target"), rec.get("train_time_to_target_s")
+    return "-" if iters is None or secs is None else f"{iters}/{secs:.3g}"
+
+
+def claims_of(task: str) -> tuple[Any, ...]:
+    """The claims a registered task declares; none for a task this install does not know."""
+    from harness import registry
+
+    registry.discover()
+    cls = registry.TASKS.get(task)
+    return cls.claims if cls is not None else ()
+
+
+def reproduction_wide(records: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, str]], list[str]]:
+    """One row per (task, claim): its section, the document's figure, the test, then per
+    back-end the verdict and the measured figure.  Returns the rows and the back-ends."""
+    from harness.claims import verdict_rows
+
+    impls = sorted({str(r.get("impl")) for r in records})
+    table: dict[tuple[str, str], dict[str, str]] = {}
+    for row in verdict_rows(records, claims_of):
+        out = table.setdefault(
+            (row["task"], row["claim"]),
+            {
+                "task": row["task"],
+                "claim": row["claim"],
+                "source": row["source"],
+                "document": row["document"],
+                "test": row["test"],
+            },
+        )
+        measured = f" {row['measured']}" if row["measured"] else ""
+        out[row["impl"]] = f"{row['verdict']}{measured}"
+    rows = [{**r, **{i: r.get(i, "") for i in impls}} for r in table.values()]
+    return rows, impls
+
+
+def reproduction_table(records: Sequence[Mapping[str, Any]], tablefmt: str = "github") -> str:
+    """ "Does it reproduce the source?": task x claim x back-end (see `reproduction_wide`)."""
+    rows, _ = reproduction_wide(records)
+    return tabulate(rows, headers="keys", tablefmt=tablefmt) if rows else ""
+
+
+def verdict_counts(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """How many claim x back-end verdicts of each kind the records hold."""
+    from harness.claims import verdict_rows
+
+    counts: dict[str, int] = {}
+    for row in verdict_rows(records, claims_of):
+        counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+    return counts
+
+
+def verdict_notes(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per distinct note of a non-passing verdict (a finding, a budget)."""
+    from harness.claims import verdict_rows
+
+    notes = {}
+    for row in verdict_rows(records, claims_of):
+        if row["verdict"] != "PASS" and row["note"]:
+            key = (row["task"], row["claim"], row["verdict"], row["note"])
+            notes.setdefault(key, []).append(row["impl"])
+    return [f"- {t} / {c}: {v} on {', '.join(i)}: {n}" for (t, c, v, n), i in notes.items()]
 
 
 def is_number(value: Any) -> bool:
@@ -116,8 +192,9 @@ def _cell(value: Any) -> Any:
     return f"{value:.3g}" if isinstance(value, float) else value
 
 
-def format_records(records: Sequence[Mapping[str, Any]], fmt: str = "table") -> str:
-    """Records as `table` (human, with metrics and reasons), `csv` or `json` (JSON lines)."""
+def format_records(records: Sequence[Mapping[str, Any]], fmt: str = "table", *, verdicts: bool = True) -> str:
+    """Records as `table` (human: the claims' verdicts unless `verdicts` is false, then the
+    measurements, metrics and reasons), `csv` or `json` (JSON lines)."""
     if fmt == "json":
         return "\n".join(json.dumps(r) for r in records)
     if fmt == "csv":
@@ -125,7 +202,11 @@ def format_records(records: Sequence[Mapping[str, Any]], fmt: str = "table") -> 
 
         return records_frame(records).to_csv(index=False).rstrip("\n")
     keys = varying_params(records)
-    parts = [tabulate([_row(r, keys) for r in records], headers="keys", tablefmt="github")]
+    parts = []
+    if verdicts and (table := reproduction_table(records)):
+        parts += ["Does it reproduce the source? (claims of the documents; measured value after the verdict)"]
+        parts += ["", table, *(["", *notes] if (notes := verdict_notes(records)) else []), ""]
+    parts += [tabulate([_row(r, keys) for r in records], headers="keys", tablefmt="github")]
     tables, found = _metrics_tables(records), text_metrics(records)
     if tables:
         parts += ["", "Metrics after training (task metrics; RMSEs against the noise-free truth):"]

@@ -58,7 +58,16 @@ RECORD_FIELDS = (
     "train_loss_final",
     "train_time_s",
     "train_loss_history",
+    "train_target_loss",
+    "train_budget_s",
+    "train_stopped",
+    "train_iters_run",
+    "train_iters_to_target",
+    "train_time_to_target_s",
+    "train_wall_s",
+    "train_time_history",
     "metrics",
+    "claims",
     "env",
 )
 
@@ -180,13 +189,16 @@ def load_records(directory: Path | str) -> list[dict[str, Any]]:
 
 def records_frame(records: Iterable[Mapping[str, Any]]) -> Any:
     """A pandas DataFrame of records: nested `params`, `metrics` flattened into columns,
-    `env` reduced to its git commit and date, the loss history left out."""
+    `env` reduced to its git commit and date, each claim's verdict a `claim.<id>` column,
+    the loss and time histories left out."""
     import pandas as pd
 
     rows = []
     for rec in records:
-        row = {k: v for k, v in rec.items() if k not in ("params", "metrics", "env", "train_loss_history")}
+        skip = ("params", "metrics", "env", "train_loss_history", "train_time_history", "claims")
+        row = {k: v for k, v in rec.items() if k not in skip}
         row.update({f"param.{k}": v for k, v in (rec.get("params") or {}).items()})
+        row.update({f"claim.{v['claim']}": v["verdict"] for v in rec.get("claims") or []})
         row.update({f"metric.{k}": v for k, v in (rec.get("metrics") or {}).items()})
         env = rec.get("env") or {}
         row["git_commit"], row["date"] = env.get("git_commit"), env.get("date")

@@ -27,8 +27,11 @@ from tqdm.auto import tqdm
 
 from harness import registry
 from harness.cell import Cell, build_cell, build_task, cell_id
+from harness.claims import judge_record
+from harness.config import STOP_KEY
 from harness.measurement import measure_memory_isolated, relative_error, time_value_and_grad
 from harness.results import ResultsStore, write_json_atomic
+from harness.training import TrainingMonitor
 
 __all__ = ["measure_cell", "run_cells", "skip_reason"]
 
@@ -132,19 +135,28 @@ def measure_cell(
         record.update(measure_memory_isolated(cell))
 
     stage("train")
-    iters, lr = int(cell["train"]["iters"]), float(cell["train"]["lr"])
+    train = cell["train"]
+    iters, lr = int(train["iters"]), float(train["lr"])
     record["train_iters"] = iters
     if iters > 0:
-        result = task.fit(impl, params, iters=iters, lr=lr, callback=on_train_step)
+        monitor = TrainingMonitor(
+            target=float(train.get("target", 0.0)),
+            budget_s=float(train.get("budget", 0.0)),
+            stop_at_target=bool(train.get(STOP_KEY, True)),
+            on_step=on_train_step,
+        )
+        result = task.fit(
+            impl, params, iters=iters, lr=lr, callback=monitor, curriculum=int(train.get("curriculum", 0))
+        )
         history = [float(x) for x in result.loss_history]
-        record.update(train_loss_history=history, train_time_s=result.time_s)
+        record.update(train_loss_history=history, train_time_s=result.time_s, **monitor.summary())
         bad = next((i for i, x in enumerate(history) if not math.isfinite(x)), None)
         if bad is not None:
             raise FloatingPointError(f"training diverged: non-finite loss at iteration {bad}")
         final, _ = impl.value_and_grad(result.params)
         record["train_loss_final"] = final
         if not math.isfinite(final):
-            raise FloatingPointError(f"training diverged: non-finite loss after {iters} iterations")
+            raise FloatingPointError(f"training diverged: non-finite loss after {len(history)} iterations")
         stage("metrics")
         trained = result.params
         predict = lambda t, y0: impl.predict(trained, t, y0)
@@ -224,6 +236,7 @@ def run_cells(
                 stage = record.pop("stage", "start")
                 record.update(status="failed", reason=f"{stage}: {died}")
         record["cell_time_s"] = time.perf_counter() - start
+        record["claims"] = judge_record(registry.get_task(cell["task"]).claims, record)
         store.append(record)
         records.append(record)
     outer.close()

@@ -8,13 +8,12 @@ A subclass writes `_solve` (states at `times`, differentiable) and sets `_vjp_ho
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from harness.models import Params
-from harness.protocols import AbstractImplementation, TrainResult
+from harness.protocols import AbstractImplementation, TrainCallback, TrainResult
 
 if TYPE_CHECKING:
     import torch
@@ -131,7 +130,7 @@ class AbstractTorchImplementation(AbstractImplementation):
         *,
         iters: int,
         lr: float,
-        callback: Callable[[int, float], None] | None = None,
+        callback: TrainCallback | None = None,
     ) -> TrainResult:
         return self._tc.adam_train(
             self.value_and_grad_native,

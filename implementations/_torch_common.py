@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from harness.models import AbstractModel, Params
-from harness.protocols import TrainResult
+from harness.protocols import TrainCallback, TrainResult
 
 __all__ = [
     "VectorField",
@@ -177,7 +177,7 @@ def adam_train(
     *,
     iters: int,
     lr: float,
-    callback: Callable[[int, float], None] | None = None,
+    callback: TrainCallback | None = None,
     block: Callable[[Any], Any] = lambda x: x,
 ) -> TrainResult:
     """Adam (`torch.optim.Adam`, default betas and eps) on leaf tensors `native`, updated in
@@ -192,8 +192,8 @@ def adam_train(
             p.grad = g
         opt.step()
         history.append(float(loss))
-        if callback is not None:
-            callback(i, history[-1])
+        if callback is not None and callback(i, history[-1]):
+            break
     block(leaves[0] if leaves else None)
     elapsed = time.perf_counter() - start
     params = to_numpy_params(list(native), leaves)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from harness.models import AbstractModel, Params
-from harness.protocols import AbstractImplementation, TrainResult
+from harness.protocols import AbstractImplementation, TrainCallback, TrainResult
 from harness.registry import register_implementation
 
 __all__ = ["JaxCheckpoint", "jax_device", "solve"]
@@ -343,7 +343,7 @@ class JaxCheckpoint(AbstractImplementation):
         *,
         iters: int,
         lr: float,
-        callback: Callable[[int, float], None] | None = None,
+        callback: TrainCallback | None = None,
     ) -> TrainResult:
         """Adam (optax defaults b1=0.9, b2=0.999, eps=1e-8) with the value-and-grad and the
         update in one jitted step.  The step is compiled before the clock starts, so
@@ -370,8 +370,8 @@ class JaxCheckpoint(AbstractImplementation):
         for i in range(iters):
             native, state, loss = compiled(native, state, *self._args)
             history.append(float(loss))  # waits for the step
-            if callback is not None:
-                callback(i, history[-1])
+            if callback is not None and callback(i, history[-1]):
+                break
         jax.block_until_ready(native)
         elapsed = time.perf_counter() - start
         return TrainResult(params=self._numpy(native, keys), loss_history=history, time_s=elapsed)

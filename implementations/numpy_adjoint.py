@@ -29,7 +29,7 @@ from scipy.integrate import RK45, solve_ivp
 
 from harness.models import Params
 from harness.optim import Adam
-from harness.protocols import AbstractImplementation, AbstractTask, TrainResult
+from harness.protocols import AbstractImplementation, AbstractTask, TrainCallback, TrainResult
 from harness.registry import register_implementation
 
 __all__ = ["NumpyAdjoint"]
@@ -189,7 +189,7 @@ class NumpyAdjoint(AbstractImplementation):
         *,
         iters: int,
         lr: float,
-        callback: Callable[[int, float], None] | None = None,
+        callback: TrainCallback | None = None,
     ) -> TrainResult:
         native, adam, history = self.load(params), Adam(lr), []
         start = time.perf_counter()
@@ -197,8 +197,8 @@ class NumpyAdjoint(AbstractImplementation):
             loss, grad = self.value_and_grad_native(native)
             history.append(loss)
             native = adam.step(native, grad)
-            if callback is not None:
-                callback(i, loss)
+            if callback is not None and callback(i, loss):
+                break
         elapsed = time.perf_counter() - start
         return TrainResult({k: np.asarray(v) for k, v in native.items()}, history, elapsed)
 

@@ -12,11 +12,20 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from harness.claims import Claim
 from harness.metrics import rmse, trajectory_metrics
 from harness.models import MLP, Parametric, Params, flatten
-from harness.protocols import AbstractImplementation, AbstractTask, Dataset, Predictor, TrainResult
+from harness.protocols import (
+    AbstractImplementation,
+    AbstractTask,
+    Dataset,
+    Predictor,
+    TrainCallback,
+    TrainResult,
+)
 from harness.registry import register_task
 from harness.symbolic import Monomial, SparseFit, best_subset, design_matrix, stlsq
+from harness.training import curriculum_stages, head
 from tasks._data import trajectory_dataset
 from tasks.physics import solve_truth
 
@@ -272,25 +281,6 @@ def cat_power_library(powers: Sequence[float], *, rabbit: bool = False) -> tuple
     return tuple(terms + [Monomial((0.0, p)) for p in cats])
 
 
-def curriculum_stages(n_obs: int, step: int) -> list[int]:
-    """Continuum learning (004, "Tricks-of-the-trade for nODEs"): the numbers of leading
-    time points to train on in turn, `step`, 2 `step`, ... and finally all `n_obs`
-    (at least 2: the initial state and one observation); `[n_obs]` when `step` is 0."""
-    if step <= 0:
-        return [n_obs]
-    stages = [max(2, k) for k in range(step, n_obs, step)]
-    return [*sorted(set(stages)), n_obs]
-
-
-def _head(data: Dataset, k: int) -> Dataset:
-    """The first `k` time points of `data` (extrapolation windows dropped)."""
-    return Dataset(t=data.t[:k], y=data.y[:k], y0=data.y0, y_true=data.y_true[:k], truth=data.truth)
-
-
-def _shifted(callback: Callable[[int, float], None], offset: int, i: int, loss: float) -> None:
-    callback(offset + i, loss)
-
-
 class _Variant(AbstractTask):
     """A task that differs from its parent only in its model (a phase of `fit`)."""
 
@@ -318,7 +308,7 @@ class _Variant(AbstractTask):
 class _Phases:
     """Loss history and training time accumulated over the phases of `fit`."""
 
-    callback: Callable[[int, float], None] | None
+    callback: TrainCallback | None
     history: list[float] = dataclasses.field(default_factory=list)
     time_s: float = 0.0
     lengths: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -343,8 +333,9 @@ class _Phases:
         share = [iters // len(stages)] * len(stages)
         share[-1] += iters - sum(share)
         for k, n in zip(stages, share, strict=True):
-            data = impl.data if k == impl.data.n_obs else _head(impl.data, k)
-            cb = self.callback and functools.partial(_shifted, self.callback, len(self.history))
+            data = impl.data if k == impl.data.n_obs else head(impl.data, k)
+            offset, callback = len(self.history), self.callback
+            cb = None if callback is None else (lambda i, loss, o=offset, c=callback: c(o + i, loss))
             result = impl.rebuild(task, data).train(params, iters=n, lr=lr, callback=cb)
             self.history.extend(float(x) for x in result.loss_history)
             self.time_s += result.time_s
@@ -450,7 +441,39 @@ class HybridLotkaVolterra(AbstractTask):
         "noise": 0.0,
     }
     solver_defaults = {"rtol": 1e-7, "atol": 1e-7, "dt": 0.05}
-    train_defaults = {"iters": 300, "lr": 0.05}
+    train_defaults = {"iters": 300, "lr": 0.05, "budget": 180.0}
+    claims = (
+        Claim(
+            "finds-term",
+            "004, symbolic regression",
+            "sparse regression of the learnt correction finds a cat power term",
+            "slides: cat^0.9 - cat + 0.5 cat^2 (truth cat^0.95 - cat)",
+            "found_terms",
+            "contains",
+            "cat^0.95",
+            "the data come from the slides' retrained cat^0.95 model: the truth is in the library",
+        ),
+        Claim(
+            "retrained-formula-fits",
+            "004, retraining",
+            "the found formula, retrained, fits the data",
+            "slides: retrained model matches the data",
+            "formula_fit_rmse_relative",
+            "<=",
+            0.01,
+            "1% of the signal's RMS: the formula is the true model class",
+        ),
+        Claim(
+            "retrained-interaction",
+            "004, retraining",
+            "the retrained predation term is the true one",
+            "slides: d cat/dt = -1.2 cat + 2.1 rabbit cat^0.95",
+            "formula_interaction_rel_error",
+            "<=",
+            0.02,
+            "2% along the trajectory's states",
+        ),
+    )
 
     @property
     def mlp(self) -> MLP:
@@ -548,7 +571,8 @@ class HybridLotkaVolterra(AbstractTask):
         *,
         iters: int,
         lr: float,
-        callback: Callable[[int, float], None] | None = None,
+        callback: TrainCallback | None = None,
+        curriculum: int = 0,
     ) -> TrainResult:
         """Phase 1 (mechanistic parameters, NN frozen), phase 2 (NN, mechanistic frozen),
         symbolic regression of the NN, phase 3 (the found formula, all its parameters);
@@ -562,7 +586,7 @@ class HybridLotkaVolterra(AbstractTask):
         n_physics = round(iters * self.frac_physics)
         n_formula = round(iters * self.frac_formula)
         n_nn = iters - n_physics - n_formula
-        stages = curriculum_stages(impl.data.n_obs, int(self.curriculum_step))
+        stages = curriculum_stages(impl.data.n_obs, curriculum or int(self.curriculum_step))
         phases = _Phases(callback)
         # the learnt initial condition (with `learn_y0`) is trained in every phase
         extra = [k for k in params if k == Y0_OFFSET]

@@ -1,0 +1,186 @@
+"""The source documents' claims as data, and their verdicts on a run's records.
+
+Each task declares the results of its source that it reproduces (`AbstractTask.claims`):
+a `Claim` names the document and section, says the claim in a few words, and tests one of
+the task's metrics (optionally as a ratio of two) against a threshold whose reason it
+states.  `judge` turns a record into a `Verdict`:
+
+- PASS: the trained model meets the claim;
+- FAIL: it does not, and training ran to its target or its iterations;
+- NOT REACHED: it does not, and training was stopped by its time budget first;
+- KNOWN FAIL: it does not, and the claim carries a `finding`: the harness measured the
+  opposite of the document (000 §3.2's backward extrapolation), stated rather than tuned away;
+- NO RESULT: the cell failed before its metrics (its reason is in the record);
+- SKIPPED: the back-end cannot run the task.
+
+FAIL and NO RESULT make `python -m harness reproduce` exit with status 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+__all__ = [
+    "FAILING",
+    "Claim",
+    "Verdict",
+    "judge",
+    "judge_record",
+    "verdict_rows",
+]
+
+Comparison = Literal["<=", ">=", "<", ">", "contains"]
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "<": operator.lt,
+    ">": operator.gt,
+    "contains": lambda measured, wanted: wanted in measured,
+}
+
+#: verdicts that make `reproduce` exit with status 1
+FAILING = frozenset({"FAIL", "NO RESULT"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One result of a source document, as a test on a trained model's metrics.
+
+    **Arguments:**
+
+    - `id`: short name, unique within the task (e.g. "fit", "extrapolates-forward").
+    - `source`: document, section and figure, e.g. "000 §3.2, Fig. 3".
+    - `claim`: the claim in a few words.
+    - `document`: what the document shows or reports (its figure or number).
+    - `metric`: the metric of the task that tests it (a key of the record's `metrics`).
+    - `op`, `threshold`: the comparison `metric op threshold` that must hold.
+    - `why`: the reason for the threshold.
+    - `ratio_to`: when given, the tested value is `metric / ratio_to` (e.g. backward error
+      over forward error).
+    - `finding`: set when the harness measures the opposite of the document: what it finds.
+      A claim with a finding that does not hold is KNOWN FAIL, not FAIL.
+    """
+
+    id: str
+    source: str
+    claim: str
+    document: str
+    metric: str
+    op: Comparison
+    threshold: Any
+    why: str
+    ratio_to: str | None = None
+    finding: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.op not in _OPS:
+            raise ValueError(f"claim {self.id}: op must be one of {sorted(_OPS)}, not {self.op!r}")
+        if not self.why.strip():
+            raise ValueError(f"claim {self.id}: the threshold needs its reason (`why`)")
+
+    @property
+    def test(self) -> str:
+        """The test in words, e.g. ``fit_rmse_relative <= 0.05``."""
+        value = f"{self.metric} / {self.ratio_to}" if self.ratio_to else self.metric
+        return f"{value} {self.op} {_format(self.threshold)}"
+
+    def measure(self, metrics: Mapping[str, Any]) -> Any:
+        """The tested value from a record's metrics, or None when it is missing or not finite."""
+        value = metrics.get(self.metric)
+        if value is None:
+            return None
+        if self.op == "contains":
+            return value
+        if self.ratio_to is not None:
+            base = metrics.get(self.ratio_to)
+            if not _finite(base) or not _finite(value):
+                return None
+            return float(value) / float(base) if float(base) != 0.0 else math.inf
+        return float(value) if _finite(value) else None
+
+    def holds(self, measured: Any) -> bool:
+        return measured is not None and bool(_OPS[self.op](measured, self.threshold))
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """A claim judged on one record: `verdict` is one of the module's six words."""
+
+    claim: str
+    verdict: str
+    measured: Any
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, list):
+        return ", ".join(_format(v) for v in value)
+    return str(value)
+
+
+def judge(claim: Claim, record: Mapping[str, Any]) -> Verdict:
+    """The verdict of `claim` on one record (see the module docstring)."""
+    status = record.get("status")
+    if status == "skipped":
+        return Verdict(claim.id, "SKIPPED", None, str(record.get("reason") or ""))
+    metrics = record.get("metrics") or {}
+    measured = claim.measure(metrics)
+    if status != "ok" and not metrics:
+        return Verdict(claim.id, "NO RESULT", None, str(record.get("reason") or ""))
+    if claim.holds(measured):
+        return Verdict(claim.id, "PASS", measured)
+    if measured is None:
+        return Verdict(claim.id, "NO RESULT", None, f"metric {claim.metric} not measured")
+    if record.get("train_stopped") == "budget":
+        budget = record.get("train_budget_s")
+        return Verdict(claim.id, "NOT REACHED", measured, f"not reached within {_format(budget)} s")
+    if claim.finding:
+        return Verdict(claim.id, "KNOWN FAIL", measured, claim.finding)
+    return Verdict(claim.id, "FAIL", measured)
+
+
+def judge_record(claims: Iterable[Claim], record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every claim judged on `record`, as JSON-able dicts (the record's `claims` field)."""
+    return [judge(claim, record).as_dict() for claim in claims]
+
+
+def verdict_rows(
+    records: Sequence[Mapping[str, Any]], claims_of: Callable[[str], Sequence[Claim]]
+) -> list[dict[str, str]]:
+    """Rows task x claim x back-end: section, claim, the document's figure, the measured
+    figure and the verdict (from each record's stored `claims`, else judged now)."""
+    rows = []
+    for record in sorted(records, key=lambda r: (str(r.get("task")), str(r.get("impl")))):
+        claims = {c.id: c for c in claims_of(str(record.get("task")))}
+        stored = {v["claim"]: v for v in record.get("claims") or []}
+        for claim in claims.values():
+            verdict = stored.get(claim.id) or judge(claim, record).as_dict()
+            measured = verdict.get("measured")
+            rows.append(
+                {
+                    "task": str(record.get("task")),
+                    "claim": claim.id,
+                    "source": claim.source,
+                    "document": claim.document,
+                    "test": claim.test,
+                    "impl": str(record.get("impl")),
+                    "measured": "" if measured is None else _format(measured),
+                    "verdict": str(verdict.get("verdict")),
+                    "note": str(verdict.get("note") or ""),
+                }
+            )
+    return rows

@@ -1,0 +1,115 @@
+"""Claims as data: every task declares its source's claims, and `judge` gives each verdict."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from harness import registry
+from harness.claims import FAILING, Claim, judge, judge_record
+
+REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference" / "records.jsonl"
+
+FIT = Claim(
+    "fit",
+    "000 §3.2, Fig. 3",
+    "follows the truth",
+    "Fig. 3",
+    "fit_rmse_relative",
+    "<=",
+    0.05,
+    "5% is invisible",
+)
+RATIO = Claim(
+    "backward",
+    "000 §3.1",
+    "fails backward",
+    "Fig. 2",
+    "back",
+    ">=",
+    2.0,
+    "twice the forward error",
+    ratio_to="fwd",
+)
+KNOWN = Claim(
+    "backward", "000 §3.2", "fails backward", "Fig. 4", "back", ">=", 0.2, "a fifth", finding="it follows"
+)
+
+
+def _record(metrics: dict, **fields: object) -> dict:
+    return {"task": "t", "impl": "i", "status": "ok", "metrics": metrics, "train_stopped": "target", **fields}
+
+
+def test_every_task_declares_claims_with_unique_ids() -> None:
+    registry.discover()
+    for name, cls in registry.TASKS.items():
+        assert cls.claims, f"task {name} declares no claim of its source"
+        ids = [c.id for c in cls.claims]
+        assert len(ids) == len(set(ids)), f"task {name} repeats a claim id: {ids}"
+        for claim in cls.claims:
+            assert claim.source.split()[0] in cls.source, (name, claim.source, cls.source)
+
+
+@pytest.mark.skipif(not REFERENCE.is_file(), reason="no committed reference run")
+def test_every_claim_is_judged_on_the_reference_run() -> None:
+    """Each claim's metric is one its task really measures: no claim of the reference run
+    is NO RESULT (a typo in a metric name would make it so)."""
+    registry.discover()
+    records = [json.loads(line) for line in REFERENCE.read_text().splitlines() if line.strip()]
+    for rec in records:
+        for verdict in judge_record(registry.TASKS[rec["task"]].claims, rec):
+            assert verdict["verdict"] != "NO RESULT", (rec["task"], rec["impl"], verdict)
+
+
+def test_pass_and_fail() -> None:
+    assert judge(FIT, _record({"fit_rmse_relative": 0.02})).verdict == "PASS"
+    failed = judge(FIT, _record({"fit_rmse_relative": 0.4}))
+    assert (failed.verdict, failed.measured) == ("FAIL", 0.4)
+    assert "FAIL" in FAILING
+
+
+def test_budget_makes_a_failure_not_reached() -> None:
+    verdict = judge(FIT, _record({"fit_rmse_relative": 0.4}, train_stopped="budget", train_budget_s=120.0))
+    assert verdict.verdict == "NOT REACHED"
+    assert "120" in verdict.note
+    # a claim that holds passes, whatever stopped training
+    assert judge(FIT, _record({"fit_rmse_relative": 0.01}, train_stopped="budget")).verdict == "PASS"
+
+
+def test_ratio_claims() -> None:
+    assert judge(RATIO, _record({"back": 1.5, "fwd": 0.3})).verdict == "PASS"
+    verdict = judge(RATIO, _record({"back": 0.4, "fwd": 0.3}))
+    assert verdict.verdict == "FAIL"
+    assert math.isclose(verdict.measured, 0.4 / 0.3)
+    assert RATIO.test == "back / fwd >= 2"
+
+
+def test_a_claim_with_a_finding_is_a_known_failure() -> None:
+    verdict = judge(KNOWN, _record({"back": 0.06}))
+    assert (verdict.verdict, verdict.note) == ("KNOWN FAIL", "it follows")
+    assert "KNOWN FAIL" not in FAILING
+    assert judge(KNOWN, _record({"back": 0.6})).verdict == "PASS"
+
+
+def test_contains_claims_on_text_metrics() -> None:
+    claim = Claim("term", "004", "finds the term", "cat^0.9", "found_terms", "contains", "cat^0.95", "truth")
+    assert judge(claim, _record({"found_terms": ["cat^0.95"]})).verdict == "PASS"
+    assert judge(claim, _record({"found_terms": ["cat^2"]})).verdict == "FAIL"
+
+
+def test_failed_skipped_and_missing_metrics() -> None:
+    crashed = {"status": "failed", "reason": "train: crashed", "metrics": None}
+    assert judge(FIT, crashed).verdict == "NO RESULT"
+    assert judge(FIT, {"status": "skipped", "reason": "no GPU"}).verdict == "SKIPPED"
+    assert judge(FIT, _record({"other": 1.0})).verdict == "NO RESULT"
+    assert judge(FIT, _record({"fit_rmse_relative": None})).verdict == "NO RESULT"
+
+
+def test_a_claim_states_its_reason_and_a_valid_comparison() -> None:
+    with pytest.raises(ValueError, match="op must be one of"):
+        Claim("x", "000", "c", "d", "m", "=~", 1.0, "why")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="reason"):
+        Claim("x", "000", "c", "d", "m", "<=", 1.0, " ")
