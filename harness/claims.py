@@ -7,7 +7,8 @@ states.  `judge` turns a record into a `Verdict`:
 
 - PASS: the trained model meets the claim;
 - FAIL: it does not, and training ran to its target or its iterations;
-- NOT REACHED: it does not, and training was stopped by its time budget first;
+- NOT REACHED: training was stopped by its time budget before its target or iterations,
+  so the trained model is no evidence either way (an untrained model "fails backward");
 - KNOWN FAIL: it does not, and the claim carries a `finding`: the harness measured the
   opposite of the document (000 §3.2's backward extrapolation), stated rather than tuned away;
 - NO RESULT: the cell failed before its metrics (its reason is in the record);
@@ -22,7 +23,7 @@ import dataclasses
 import math
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 __all__ = [
     "FAILING",
@@ -120,7 +121,7 @@ class Verdict:
         return dataclasses.asdict(self)
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -141,13 +142,16 @@ def judge(claim: Claim, record: Mapping[str, Any]) -> Verdict:
     measured = claim.measure(metrics)
     if status != "ok" and not metrics:
         return Verdict(claim.id, "NO RESULT", None, str(record.get("reason") or ""))
-    if claim.holds(measured):
-        return Verdict(claim.id, "PASS", measured)
     if measured is None:
         return Verdict(claim.id, "NO RESULT", None, f"metric {claim.metric} not measured")
     if record.get("train_stopped") == "budget":
+        # an under-trained model is no evidence either way (it "fails backward" trivially)
         budget = record.get("train_budget_s")
-        return Verdict(claim.id, "NOT REACHED", measured, f"not reached within {_format(budget)} s")
+        return Verdict(
+            claim.id, "NOT REACHED", measured, f"training stopped by its budget of {_format(budget)} s"
+        )
+    if claim.holds(measured):
+        return Verdict(claim.id, "PASS", measured)
     if claim.finding:
         return Verdict(claim.id, "KNOWN FAIL", measured, claim.finding)
     return Verdict(claim.id, "FAIL", measured)
@@ -162,13 +166,13 @@ def verdict_rows(
     records: Sequence[Mapping[str, Any]], claims_of: Callable[[str], Sequence[Claim]]
 ) -> list[dict[str, str]]:
     """Rows task x claim x back-end: section, claim, the document's figure, the measured
-    figure and the verdict (from each record's stored `claims`, else judged now)."""
+    figure and the verdict, judged with the claims as declared now (a record's stored
+    `claims` are the verdicts at the time of its run)."""
     rows = []
     for record in sorted(records, key=lambda r: (str(r.get("task")), str(r.get("impl")))):
         claims = {c.id: c for c in claims_of(str(record.get("task")))}
-        stored = {v["claim"]: v for v in record.get("claims") or []}
         for claim in claims.values():
-            verdict = stored.get(claim.id) or judge(claim, record).as_dict()
+            verdict = judge(claim, record).as_dict()
             measured = verdict.get("measured")
             rows.append(
                 {

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from harness.figures import _figure, _legend_below, _style, ok_records, palette, save_figure
+from harness.figures import Record, _figure, _legend_below, _style, ok_records, palette, save_figure
 
 __all__ = ["time_to_target_figure"]
-
-Record = dict[str, Any]
 
 
 def _curve(record: Record) -> tuple[np.ndarray, np.ndarray] | None:

@@ -34,7 +34,7 @@ class LotkaVolterra(AbstractTask):
     name = "lotka_volterra"
     source = "000 §3.2"
     options = {"t1": 10.0, "n_obs": 101, "extrap": 10.0, "hidden": 64}
-    train_defaults = {"iters": 4000, "lr": 1e-2, "target": 1e-3, "budget": 120.0}
+    train_defaults = {"iters": 4000, "lr": 1e-2, "target": 1e-3, "budget": 300.0}
     claims = (
         Claim(
             "fit",

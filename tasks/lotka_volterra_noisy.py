@@ -25,7 +25,7 @@ class LotkaVolterraNoisy(LotkaVolterra):
     name = "lotka_volterra_noisy"
     source = "000 §3.3"
     options = {**LotkaVolterra.options, "n_obs": 41, "noise": 0.1}
-    train_defaults = {"iters": 5000, "lr": 1e-2, "target": 0.022, "budget": 120.0}
+    train_defaults = {"iters": 5000, "lr": 1e-2, "target": 0.022, "budget": 300.0}
     claims = (
         Claim(
             "fit",

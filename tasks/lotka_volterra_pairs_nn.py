@@ -36,7 +36,7 @@ class LotkaVolterraPairsNN(PairsTask):
 
     name = "lotka_volterra_pairs_nn"
     source = "002 §3.2"
-    train_defaults = {"iters": 1000, "lr": 1e-3, "target": 1e-4, "budget": 180.0}
+    train_defaults = {"iters": 1000, "lr": 1e-3, "target": 1e-4, "budget": 300.0}
     claims = (
         Claim(
             "interpolates",

@@ -46,6 +46,11 @@ def harness(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
         ),
         (["run", "--task", "lotka_volterra", "--device", "tpu"], "unknown device 'tpu'; choose from: cpu"),
         (["run", "--task", "lotka_volterra", "--repeats", "0"], "bad --repeats 0"),
+        (["run", "--task", "lotka_volterra", "--train-budget", "0"], "bad --train-budget 0"),
+        (["run", "--task", "lotka_volterra", "--train-budget", "nan"], "bad --train-budget nan"),
+        (["run", "--task", "lotka_volterra", "--set", "target=nan"], "bad --set value 'target=nan'"),
+        (["run", "--task", "lotka_volterra", "--set", "budget=-1"], "bad --set value 'budget=-1.0'"),
+        (["reproduce", "--task", "nope"], "unknown task 'nope'; choose from: double_pendulum"),
         (["report", "/no/such/folder"], "no results folder at '/no/such/folder'"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
@@ -150,3 +155,21 @@ def test_missing_library_is_skipped_and_others_still_run(tmp_path: Path, monkeyp
     )
     assert records["numpy-adjoint"]["status"] == "ok"
     assert "unavailable" in capsys.readouterr().out
+
+
+def test_reproduce_judges_the_claims_and_sets_the_exit_status(tmp_path: Path) -> None:
+    """`reproduce` prints the verdicts first; exit 0 when every claim holds, 1 when one fails."""
+    common = ["--task", "linear_adjoint", "--impl", "numpy-adjoint", "--repeats", "1", "--no-memory"]
+    good = harness("reproduce", *common, "--out", str(tmp_path / "good"), "--quiet")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert good.stdout.startswith("Does it reproduce the source?")
+    assert "| recovers-W " in good.stdout and "PASS" in good.stdout
+    record = load_records(tmp_path / "good")[0]
+    assert record["train_stopped"] == "target" and record["train_iters_to_target"] < 200
+    assert [v["verdict"] for v in record["claims"]] == ["PASS", "PASS"]
+    short = harness("reproduce", *common, "--iters", "2", "--out", str(tmp_path / "short"), "--quiet")
+    assert short.returncode == 1, short.stdout + short.stderr
+    assert "verdicts: 2 FAIL" in short.stdout
+    # `run` judges the same claims, but its exit status stays that of the run
+    ran = harness("run", *common, "--iters", "2", "--out", str(tmp_path / "run"), "--quiet")
+    assert ran.returncode == 0 and "FAIL" in ran.stdout

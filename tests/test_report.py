@@ -258,7 +258,7 @@ def test_metrics_one_table_per_task_and_text_metrics_listed() -> None:
         record("lotka_volterra", "numpy-adjoint", metrics={"fit_rmse": 0.1}),
         record("hybrid_lotka_volterra", "numpy-adjoint", metrics={"formula": "1.07 cat^0.95 - cat", "n": 2}),
     ]
-    text = format_records(records)
+    text = format_records(records, verdicts=False)
     tables = [block for block in text.split("\n\n") if block.startswith("| task")]
     assert len(tables) == 3  # the summary, then one metrics table per task
     assert "formula" not in tables[2] and "| n " in tables[2].replace("|   n", "| n ")
@@ -267,3 +267,42 @@ def test_metrics_one_table_per_task_and_text_metrics_listed() -> None:
     assert "What the fits found" in html and "cat^0.95" in html
     assert _differs("metric.formula", "a", "a") is None
     assert _differs("metric.formula", "a", "b") == "metric.formula: 'a' vs 'b'"
+
+
+def test_reports_open_with_the_claims_verdicts_and_draw_time_to_target(tmp_path: Path) -> None:
+    """'Does it reproduce the source?' comes before the timing tables, in markdown and HTML;
+    the loss-against-wall-time figure marks the target and the budget."""
+    records = []
+    for i, impl in enumerate(IMPLS):
+        history = list(np.geomspace(1.0, 1e-4, 20))
+        times = list(np.geomspace(0.01, 1.0, 20) * (1 + i))
+        metrics = {
+            "fit_rmse_relative": 0.02 if impl != "torch-adjoint" else 0.4,
+            "extrap_forward_rmse_relative": 0.05,
+            "extrap_backward_rmse_relative": 0.06,
+        }
+        stopped = "budget" if impl == "torch-adjoint" else "target"
+        records.append(
+            record(
+                "lotka_volterra",
+                impl,
+                metrics=metrics,
+                train_loss_history=history,
+                train_time_history=times,
+                train_target_loss=1e-3,
+                train_budget_s=2.0,
+                train_stopped=stopped,
+                train_iters_to_target=None if stopped == "budget" else 15,
+                train_time_to_target_s=None if stopped == "budget" else times[14],
+            )
+        )
+    write_records(tmp_path, records)
+    paths = html_report.write_report(tmp_path)
+    assert is_png(paths["time-to-target-lotka_volterra"])
+    markdown = (tmp_path / "report.md").read_text()
+    assert markdown.index("## Does it reproduce the source?") < markdown.index("## Results")
+    fit_row = next(line for line in markdown.splitlines() if line.startswith("| lotka_volterra | fit "))
+    assert "PASS 0.02" in fit_row and "NOT REACHED 0.4" in fit_row
+    assert "KNOWN FAIL" in markdown and "the report's failure is not reproduced" in markdown
+    page = (tmp_path / "report.html").read_text()
+    assert page.index("Does it reproduce the source?") < page.index("<h2>Results</h2>")
