@@ -66,7 +66,7 @@ class LotkaVolterra(AbstractTask):
             0.2,
             "a fifth of the signal is visibly off, against under a tenth forward",
             finding=(
-                "the trained model follows the truth backward too (error about 6% of the "
+                "the trained model follows the truth backward too (error 7-9% of the "
                 "signal over [-10, 0]): the report's failure is not reproduced"
             ),
         ),
