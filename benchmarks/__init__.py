@@ -8,7 +8,7 @@ otherwise.  `standalone/` (no `__init__.py`) holds scripts, not benchmarks; asv 
 import os
 
 try:
-    from harness.environment import configure_threads
+    from harness.execution.environment import configure_threads
 except ImportError:  # a commit without the harness: every benchmark skips (see common.py)
     pass
 else:

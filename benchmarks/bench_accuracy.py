@@ -2,7 +2,7 @@
 
 These numbers are deterministic, so they are computed once per run in `setup_cache` (one
 process for the whole grid) with the harness's own code: the task's reference gradient,
-`harness.measurement.relative_error` and the back-end's `count_nfe`, as `python -m
+`harness.execution.measurement.relative_error` and the back-end's `count_nfe`, as `python -m
 harness run` records `grad_rel_error`, `nfe_forward` and `nfe_backward`.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 from benchmarks import common
 
 with common.safe_import():
-    from harness.cell import build_task
-    from harness.measurement import relative_error
+    from harness.execution.build import build_task
+    from harness.execution.measurement import relative_error
 
 Entry = dict[str, Any]
 

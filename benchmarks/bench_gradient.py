@@ -1,7 +1,7 @@
 """Value-and-grad of every back-end on every task: steady-state time, process peak memory
 and the first call (compilation included).
 
-The timed region is the harness's own (`harness.measurement`): parameters are converted
+The timed region is the harness's own (`harness.execution.measurement`): parameters are converted
 before the clock starts, `value_and_grad_native` runs inside it and `block` waits for the
 device.  Parameters: every registered task × every registered back-end.
 """
@@ -13,7 +13,7 @@ from typing import Any
 from benchmarks import common
 
 with common.safe_import():  # as a module: asv would take a `time_*` function for a benchmark
-    from harness import measurement
+    from harness.execution import measurement
 
 
 class ValueAndGrad(common.RegistryBenchmark):

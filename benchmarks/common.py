@@ -49,13 +49,14 @@ def safe_import() -> Iterator[Imported]:
 
 
 with safe_import() as _harness:
-    from harness import registry
-    from harness.cell import Cell, build_cell
-    from harness.models import Params
-    from harness.protocols import AbstractImplementation
+    from harness.core import registry
+    from harness.core.models import Params
+    from harness.core.protocols import AbstractImplementation
+    from harness.execution.build import build_cell
+    from harness.planning.cell import Cell
 
 with safe_import() as _matrix:
-    from harness.matrix import plan
+    from harness.planning.matrix import plan
 
 
 def _names(kind: str) -> list[str]:
@@ -85,12 +86,12 @@ def require(task: str, impl: str, *, device: str = "cpu") -> None:
 
 def make_cell(task: str, impl: str, *, device: str = "cpu", dtype: str = "float64", seed: int = 0) -> Cell:
     """The cell that `python -m harness run --task TASK --impl IMPL` measures: planned by
-    the command line's own `harness.matrix.plan`, default options."""
+    the command line's own `harness.planning.matrix.plan`, default options."""
     if _matrix.ok:
         (cell,) = plan(task, impl, sets={}, seeds=[seed], iters=None, device=device, dtype=dtype)
         return cell
-    # commits before harness.matrix: the same defaults, resolved by harness.config
-    from harness.config import split_options
+    # commits before harness.planning.matrix: the same defaults, resolved by harness.planning.config
+    from harness.planning.config import split_options
 
     cfg = split_options({}, registry.get_task(task), registry.get_implementation(impl))
     return {

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     import signal
 
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends quietly
-    from harness.environment import configure_threads
+    from harness.execution.environment import configure_threads
 
     configure_threads(_threads_from_argv(argv))
     from harness.cli import main as cli_main

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from harness import registry
-from harness.devices import check_device
-from harness.errors import UsageError
+from harness.core import registry
+from harness.core.devices import check_device
+from harness.core.errors import UsageError
 
 __all__ = ["main"]
 
@@ -138,13 +138,13 @@ def _seeds(args: argparse.Namespace) -> list[int]:
 def cmd_run(args: argparse.Namespace, *, judge: bool = False) -> int:
     """`run` (and `reproduce`, with `judge`: exit status 1 when a claim FAILs or a cell
     gives no result; `reproduce` runs each task's defaults, the cells its claims need)."""
-    from harness.config import parse_sets
-    from harness.matrix import plan
+    from harness.planning.config import parse_sets
+    from harness.planning.matrix import plan
 
     if args.resume is not None:
         if args.out is not None and args.out != args.resume:
             raise UsageError("give --resume DIR or --out DIR, not both")
-        from harness.results import load_records
+        from harness.store.results import load_records
 
         if (args.resume / "records.jsonl").is_file():
             load_records(args.resume)  # a corrupt or foreign file: one line naming it
@@ -195,10 +195,10 @@ def execute(
 ) -> int:
     """Run `cells` into `out` (default results/<run-id>), print the table, write the report;
     with `judge`, count the claims' verdicts and exit with 1 when one is failing."""
-    from harness.environment import provenance
-    from harness.reporting import format_records
-    from harness.results import ResultsStore, load_records, new_run_id
-    from harness.runner import run_cells
+    from harness.execution.environment import provenance
+    from harness.execution.runner import run_cells
+    from harness.reporting.tables import format_records
+    from harness.store.results import ResultsStore, load_records, new_run_id
 
     run_id = new_run_id(label)
     out = out if out is not None else Path("results") / run_id
@@ -227,8 +227,8 @@ def execute(
     print(f"\nresults: {out}/records.jsonl, {out}/summary.csv" + (f", {written}" if written else ""))
     if not judge:
         return 0
-    from harness.claims import FAILING
-    from harness.reporting import verdict_counts
+    from harness.core.claims import FAILING
+    from harness.reporting.tables import verdict_counts
 
     counts = verdict_counts(records)
     print("verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
@@ -242,7 +242,7 @@ def _write_report(directory: Path, records: list) -> str:
     if importlib.util.find_spec("matplotlib") is None:
         return ""
     try:
-        from harness.html_report import write_report
+        from harness.reporting.html_report import write_report
     except ImportError:
         return ""
     paths = write_report(directory, records)
@@ -250,8 +250,8 @@ def _write_report(directory: Path, records: list) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.reporting import format_records
-    from harness.results import load_records
+    from harness.reporting.tables import format_records
+    from harness.store.results import load_records
 
     records = load_records(args.directory)
     print(format_records(records, args.format))
@@ -265,8 +265,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from harness.compare import TOLERANCES, compare_runs
-    from harness.results import load_records
+    from harness.store.compare import TOLERANCES, compare_runs
+    from harness.store.results import load_records
 
     verdicts = compare_runs(load_records(args.a), load_records(args.b), times=not args.ignore_times)
     rows = [

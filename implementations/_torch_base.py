@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from harness.models import Params
-from harness.protocols import AbstractImplementation, TrainCallback, TrainResult
+from harness.core.models import Params
+from harness.core.protocols import AbstractImplementation, TrainCallback, TrainResult
 
 if TYPE_CHECKING:
     import torch
@@ -75,7 +75,7 @@ class AbstractTorchImplementation(AbstractImplementation):
     def _forward(
         self, native: dict[str, torch.Tensor], times: torch.Tensor, y0: torch.Tensor
     ) -> torch.Tensor:
-        """`_solve`, or for a model of kind "discrete" (`harness.models.AbstractMap`, such as a
+        """`_solve`, or for a model of kind "discrete" (`harness.core.models.AbstractMap`, such as a
         ResNet) its input and output."""
         model = self.field.model
         if model.kind != "discrete":

@@ -16,8 +16,8 @@ import array_api_compat
 import numpy as np
 import torch
 
-from harness.models import AbstractModel, Params
-from harness.protocols import TrainCallback, TrainResult
+from harness.core.models import AbstractModel, Params
+from harness.core.protocols import TrainCallback, TrainResult
 
 __all__ = [
     "VectorField",
@@ -81,7 +81,7 @@ def to_numpy_params(keys: Sequence[str], tensors: Sequence[torch.Tensor]) -> Par
 class VectorField(torch.nn.Module):
     """The task's model spec as a torch vector field ``f(t, y) = model.rhs(params, y, xp)``.
 
-    The model is written once against the array API (`harness.models`); `xp` is resolved
+    The model is written once against the array API (`harness.core.models`); `xp` is resolved
     once here.  `params` is a dictionary of tensors set by the back-end before each solve.
     `nfe` counts calls; with `track_vjps` set, `nvjp` counts the vector-Jacobian products
     autograd later runs through the outputs of those calls (one hook per call).

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.models import AbstractModel, Params
-from harness.protocols import AbstractImplementation, TrainCallback, TrainResult
-from harness.registry import register_implementation
+from harness.core.models import AbstractModel, Params
+from harness.core.protocols import AbstractImplementation, TrainCallback, TrainResult
+from harness.core.registry import register_implementation
 
 __all__ = ["JaxCheckpoint", "jax_device", "solve"]
 

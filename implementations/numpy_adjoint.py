@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 from scipy.integrate import RK45, solve_ivp
 
-from harness.models import Params
-from harness.optim import Adam
-from harness.protocols import AbstractImplementation, AbstractTask, TrainCallback, TrainResult
-from harness.registry import register_implementation
+from harness.core.models import Params
+from harness.core.protocols import AbstractImplementation, AbstractTask, TrainCallback, TrainResult
+from harness.core.registry import register_implementation
+from harness.numerics.optim import Adam
 
 __all__ = ["NumpyAdjoint"]
 

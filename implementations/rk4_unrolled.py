@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.registry import register_implementation
+from harness.core.registry import register_implementation
 from implementations._torch_base import AbstractTorchImplementation
 
 if TYPE_CHECKING:

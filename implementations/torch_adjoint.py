@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from harness.registry import register_implementation
+from harness.core.registry import register_implementation
 from implementations._torch_base import AbstractTorchImplementation
 
 if TYPE_CHECKING:

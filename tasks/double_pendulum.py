@@ -6,13 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from harness.claims import Claim
-from harness.metrics import extrapolate, trajectory_metrics
-from harness.models import MLP, Params
-from harness.protocols import AbstractTask, Dataset, Predictor
-from harness.registry import register_task
-from tasks._data import trajectory_dataset
-from tasks.physics import double_pendulum_field, double_pendulum_hamiltonian, solve_truth
+from harness.core.claims import Claim
+from harness.core.models import MLP, Params
+from harness.core.protocols import AbstractTask, Dataset, Predictor
+from harness.core.registry import register_task
+from harness.numerics.metrics import extrapolate, trajectory_metrics
+from tasks._common.data import trajectory_dataset
+from tasks._common.physics import double_pendulum_field, double_pendulum_hamiltonian, solve_truth
 
 
 @register_task

@@ -7,17 +7,17 @@ from collections.abc import Callable
 
 import numpy as np
 
-from harness.claims import Claim
-from harness.collocation import KERNELS, collocate, default_bandwidth, fit_collocation
-from harness.errors import UsageError, choices
-from harness.hamiltonian import HamiltonianMLP
-from harness.metrics import extrapolate, trajectory_metrics
-from harness.models import Params
-from harness.protocols import AbstractImplementation, Dataset, Predictor, TrainCallback, TrainResult
-from harness.registry import register_task
-from harness.symplectic import implicit_midpoint
+from harness.core.claims import Claim
+from harness.core.errors import UsageError, choices
+from harness.core.models import Params
+from harness.core.protocols import AbstractImplementation, Dataset, Predictor, TrainCallback, TrainResult
+from harness.core.registry import register_task
+from harness.numerics.metrics import extrapolate, trajectory_metrics
+from tasks._common.collocation import KERNELS, collocate, default_bandwidth, fit_collocation
+from tasks._common.hamiltonian import HamiltonianMLP
+from tasks._common.physics import solve_truth
+from tasks._common.symplectic import implicit_midpoint
 from tasks.double_pendulum import DoublePendulum
-from tasks.physics import solve_truth
 
 TRAININGS = ("collocation", "trajectory")
 
@@ -27,11 +27,11 @@ class HNNDoublePendulum(DoublePendulum):
     """000 §4.1 (Example: Hamiltonian double pendulum): Example 3.4 again (same physics,
     Hamiltonian (3.5), initial state and observations as `double_pendulum`), with a
     Hamiltonian neural network H = MLP(q, p) (4.1), 4-64-1 tanh as in 000 §3, whose vector
-    field is Hamilton's equations (3.6) / (4.2) for it (`harness.hamiltonian.HamiltonianMLP`).
+    field is Hamilton's equations (3.6) / (4.2) for it (`tasks._common.hamiltonian.HamiltonianMLP`).
 
     Training (`training`): "collocation" (default, as 000 §4.1 did, its ref. [10]) estimates
     states and time derivatives from the observations by kernel smoothing
-    (`harness.collocation`) and fits the field to them by least squares with Adam, no ODE
+    (`tasks._common.collocation`) and fits the field to them by least squares with Adam, no ODE
     solve: it runs in NumPy through the model's own `rhs` and `vjp_numpy`, so it is the same
     computation, with the same result, on every back-end (`metrics.ode_solves_in_training`
     is 0).  "trajectory" trains on the trajectory MSE through the back-end's own solver and
@@ -54,7 +54,7 @@ class HNNDoublePendulum(DoublePendulum):
     H(0)| of the true Hamiltonian (3.5) along (a) the back-end's prediction of the HNN
     (adaptive, non-symplectic solver; `hamiltonian_drift_model`, as in `double_pendulum`),
     (b) the HNN rolled out with the implicit midpoint rule (symplectic,
-    `harness.symplectic`, step `midpoint_dt`), (c) the true system with RK45 at the task's
+    `tasks._common.symplectic`, step `midpoint_dt`), (c) the true system with RK45 at the task's
     rtol (Fig. 11's "ODE" curve) and (d) with the implicit midpoint rule; and of the learnt
     H_theta along (a) and (b), which 000 §4.1's closing claim says stays constant with a
     symplectic solver.  `hamiltonian_energy_above_rest` = H(y0) - H(rest) is the scale: a
@@ -234,7 +234,7 @@ def collocation_fit(
     lr: float,
     callback: TrainCallback | None = None,
 ) -> TrainResult:
-    """Collocation training (ref. [10] of 000): `harness.collocation.fit_collocation`, Adam
+    """Collocation training (ref. [10] of 000): `tasks._common.collocation.fit_collocation`, Adam
     on L = mean_i |f(y_hat_i; theta) - dy_hat_i|^2 over the smoothed states y_hat and the
     derivative estimates dy_hat (`HNNDoublePendulum.collocation_pairs`), the gradient from
     the model's hand-written `vjp_numpy`.  No ODE is solved.

@@ -12,10 +12,9 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from harness.claims import Claim
-from harness.metrics import rmse, trajectory_metrics
-from harness.models import MLP, Parametric, Params, flatten
-from harness.protocols import (
+from harness.core.claims import Claim
+from harness.core.models import MLP, Parametric, Params, flatten
+from harness.core.protocols import (
     AbstractImplementation,
     AbstractTask,
     Dataset,
@@ -23,11 +22,12 @@ from harness.protocols import (
     TrainCallback,
     TrainResult,
 )
-from harness.registry import register_task
-from harness.symbolic import Monomial, SparseFit, best_subset, design_matrix, stlsq
-from harness.training import curriculum_stages, head
-from tasks._data import trajectory_dataset
-from tasks.physics import solve_truth
+from harness.core.registry import register_task
+from harness.numerics.metrics import rmse, trajectory_metrics
+from harness.numerics.training import curriculum_stages, head
+from tasks._common.data import trajectory_dataset
+from tasks._common.physics import solve_truth
+from tasks._common.symbolic import Monomial, SparseFit, best_subset, design_matrix, stlsq
 
 __all__ = [
     "MECHANISTIC",
@@ -768,7 +768,7 @@ class HybridLotkaVolterra(AbstractTask):
 
     def trajectories(self, predict: Predictor, data: Dataset) -> dict[str, np.ndarray]:
         """The default figure data, on the state (rabbit, cat) (see `plain_predictor`)."""
-        from harness.metrics import trajectories
+        from harness.numerics.metrics import trajectories
 
         return trajectories(*self.plain_predictor(predict, data))
 

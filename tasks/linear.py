@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.claims import Claim
-from harness.metrics import trajectory_metrics
-from harness.models import MLP, Params
-from harness.protocols import AbstractTask, Dataset, Predictor
-from harness.registry import register_task
-from tasks._data import trajectory_dataset
+from harness.core.claims import Claim
+from harness.core.models import MLP, Params
+from harness.core.protocols import AbstractTask, Dataset, Predictor
+from harness.core.registry import register_task
+from harness.numerics.metrics import trajectory_metrics
+from tasks._common.data import trajectory_dataset
+from tasks._common.physics import linear_field
 from tasks.linear_adjoint import A_TRUE
-from tasks.physics import linear_field
 
 
 @register_task

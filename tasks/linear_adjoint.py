@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 from scipy.linalg import expm, expm_frechet
 
-from harness.claims import Claim
-from harness.models import Parametric, Params
-from harness.protocols import AbstractTask, Dataset, Predictor, mse_loss, mse_loss_cotangent
-from harness.registry import register_task
-from tasks.physics import linear_field
+from harness.core.claims import Claim
+from harness.core.models import Parametric, Params
+from harness.core.protocols import AbstractTask, Dataset, Predictor, mse_loss, mse_loss_cotangent
+from harness.core.registry import register_task
+from tasks._common.physics import linear_field
 
 #: the true matrix, A of 000 §3.1 eq. (3.2)
 A_TRUE = np.array([[-0.1, 2.0], [-2.0, -0.1]])
@@ -114,7 +114,7 @@ class LinearAdjoint(AbstractTask):
         return float(mse_loss(pred, data.y)), {"W": grad}, "closed form (expm Frechet derivative)"
 
     def metrics(self, predict: Predictor, data: Dataset, params: Params) -> dict[str, float]:
-        from harness.metrics import trajectory_metrics
+        from harness.numerics.metrics import trajectory_metrics
 
         W = np.asarray(params["W"])
         rel = float(np.linalg.norm(W - A_TRUE) / np.linalg.norm(A_TRUE))

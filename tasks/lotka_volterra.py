@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.claims import Claim
-from harness.metrics import trajectory_metrics
-from harness.models import MLP, Params
-from harness.protocols import AbstractTask, Dataset, Predictor
-from harness.registry import register_task
-from tasks._data import trajectory_dataset
-from tasks.physics import lotka_volterra_field
+from harness.core.claims import Claim
+from harness.core.models import MLP, Params
+from harness.core.protocols import AbstractTask, Dataset, Predictor
+from harness.core.registry import register_task
+from harness.numerics.metrics import trajectory_metrics
+from tasks._common.data import trajectory_dataset
+from tasks._common.physics import lotka_volterra_field
 
 #: (alpha, beta, delta, gamma) of 000 §3.2
 LV_PARAMS = {"alpha": 2.0 / 3.0, "beta": 4.0 / 3.0, "delta": 1.0, "gamma": 1.0}

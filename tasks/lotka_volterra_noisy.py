@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.claims import Claim
-from harness.protocols import Dataset
-from harness.registry import register_task
-from tasks._data import trajectory_dataset
+from harness.core.claims import Claim
+from harness.core.protocols import Dataset
+from harness.core.registry import register_task
+from tasks._common.data import trajectory_dataset
+from tasks._common.physics import lotka_volterra_field
 from tasks.lotka_volterra import LV_PARAMS, LotkaVolterra
-from tasks.physics import lotka_volterra_field
 
 
 @register_task

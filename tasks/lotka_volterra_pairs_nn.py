@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from harness.claims import Claim
-from harness.models import MLP, Params
-from harness.protocols import Dataset, Predictor
-from harness.reference import adjoint_reference_gradient
-from harness.registry import register_task
+from harness.core.claims import Claim
+from harness.core.models import MLP, Params
+from harness.core.protocols import Dataset, Predictor
+from harness.core.registry import register_task
+from harness.numerics.reference import adjoint_reference_gradient
 from tasks.lotka_volterra_params import PairsTask
 
 
@@ -30,7 +30,7 @@ class LotkaVolterraPairsNN(PairsTask):
     as on the smooth tasks (with tanh instead of ReLU they agree to 1e-10).
 
     Reference gradient: the continuous adjoint over the whole batch at 1e-10
-    (`harness.reference.adjoint_reference_gradient`; 3.8e-7 from its value at 1e-12, which
+    (`harness.numerics.reference.adjoint_reference_gradient`; 3.8e-7 from its value at 1e-12, which
     takes 14 s): forward sensitivities would be 500 solves of 3 x 3283 states.
     """
 

@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from harness.claims import Claim
-from harness.metrics import rmse
-from harness.models import AbstractModel, Parametric, Params, TimeScaled
-from harness.protocols import AbstractTask, Dataset, Predictor
-from harness.registry import register_task
+from harness.core.claims import Claim
+from harness.core.models import AbstractModel, Parametric, Params, TimeScaled
+from harness.core.protocols import AbstractTask, Dataset, Predictor
+from harness.core.registry import register_task
+from harness.numerics.metrics import rmse
+from tasks._common.physics import lotka_volterra_field, lotka_volterra_vjp, solve_truth
 from tasks.lotka_volterra_short import LV_002, X0_002
-from tasks.physics import lotka_volterra_field, lotka_volterra_vjp, solve_truth
 
 __all__ = ["LotkaVolterraParams", "PairsTask", "lotka_volterra_pairs"]
 

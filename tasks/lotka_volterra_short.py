@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.claims import Claim
-from harness.metrics import trajectory_metrics
-from harness.models import MLP, Params
-from harness.protocols import AbstractTask, Dataset, Predictor
-from harness.registry import register_task
-from tasks._data import trajectory_dataset
-from tasks.physics import lotka_volterra_field
+from harness.core.claims import Claim
+from harness.core.models import MLP, Params
+from harness.core.protocols import AbstractTask, Dataset, Predictor
+from harness.core.registry import register_task
+from harness.numerics.metrics import trajectory_metrics
+from tasks._common.data import trajectory_dataset
+from tasks._common.physics import lotka_volterra_field
 
 #: the system of 002 §3: alpha = 1.1, beta = 0.4, delta = 0.1, gamma = 0.4, x0 = (0.8, 0.4)
 LV_002 = {"alpha": 1.1, "beta": 0.4, "delta": 0.1, "gamma": 0.4}

@@ -18,11 +18,11 @@ from typing import Any, ClassVar
 import array_api_compat
 import numpy as np
 
-from harness.claims import Claim
-from harness.errors import UsageError
-from harness.models import MLP, AbstractMap, AbstractModel, Params, flatten, unflatten
-from harness.protocols import AbstractTask, Dataset, Predictor
-from harness.registry import register_task
+from harness.core.claims import Claim
+from harness.core.errors import UsageError
+from harness.core.models import MLP, AbstractMap, AbstractModel, Params, flatten, unflatten
+from harness.core.protocols import AbstractTask, Dataset, Predictor
+from harness.core.registry import register_task
 
 __all__ = [
     "MNIST_FILES",
@@ -211,9 +211,9 @@ class ResidualStack(AbstractMap):
     """A ResNet of `n_blocks` residual blocks of the same width, eq. (1) of 003 §2:
     z_{k+1} = z_k + f_k(z_k), each f_k an MLP `dim`-`width`-`dim` (`activation`) with its own
     weights `blk{k}_W0, blk{k}_b0, blk{k}_W1, blk{k}_b1` (PyTorch's default initialisation,
-    as `harness.models.MLP`).
+    as `harness.core.models.MLP`).
 
-    Model kind "discrete" (`harness.models.AbstractMap`): there is no vector field; its work
+    Model kind "discrete" (`harness.core.models.AbstractMap`): there is no vector field; its work
     is `n_blocks` block evaluations forward and `n_blocks` vector-Jacobian products backward.
     """
 
@@ -417,9 +417,9 @@ class OdenetDigits(AbstractTask):
 
     def reference_gradient(self, params: Params, data: Dataset) -> tuple[float, Params, str]:
         """The continuous adjoint over the whole batch with DOP853 at rtol = atol = 1e-12
-        (`harness.reference.adjoint_reference_gradient`): forward sensitivities would solve
+        (`harness.numerics.reference.adjoint_reference_gradient`): forward sensitivities would solve
         B (1 + M) N equations, about 10^9 here."""
-        from harness.reference import adjoint_reference_gradient
+        from harness.numerics.reference import adjoint_reference_gradient
 
         return adjoint_reference_gradient(
             self.model, params, data, rtol=1e-12, atol=1e-12, loss=self.loss, cotangent=self.loss_cotangent

@@ -19,8 +19,8 @@ if importlib.util.find_spec("jax") is not None:
 
     jax.config.update("jax_enable_x64", True)  # before any JAX array exists
 
-from harness import registry
-from harness.models import Params, flatten, unflatten
+from harness.core import registry
+from harness.core.models import Params, flatten, unflatten
 
 registry.discover()
 

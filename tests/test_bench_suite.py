@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import registry
-from harness.merge import find_runs, merge_runs, merge_table
+from harness.core import registry
+from harness.store.merge import find_runs, merge_runs, merge_table
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -58,7 +58,7 @@ def test_params_cover_the_registries(cls: type) -> None:
 
 def test_cells_are_the_command_lines() -> None:
     from benchmarks import common
-    from harness.matrix import plan
+    from harness.planning.matrix import plan
 
     for task in common.TASKS:
         for impl in common.IMPLS:
@@ -130,7 +130,7 @@ def test_merge_runs_gives_one_table_with_versions(tmp_path: Path) -> None:
 
 def test_merge_figure_and_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("seaborn")
-    from harness import merge
+    from harness.store import merge
 
     _write_run(tmp_path / "runs" / "cmp-a", {"torchdiffeq": "0.2.5"}, 0.3)
     _write_run(tmp_path / "runs" / "cmp-b", {"torchdiffeq": "0.2.4"}, 0.31)
@@ -141,7 +141,7 @@ def test_merge_figure_and_command_line(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_merge_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from harness import merge
+    from harness.store import merge
 
     assert merge.main([str(tmp_path / "nothing"), "--out", str(tmp_path / "m.csv")]) == 2
     assert "no results folder at" in capsys.readouterr().err
@@ -150,7 +150,7 @@ def test_merge_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_lockfile_replaces_pins() -> None:
-    from harness.lockfile import replace_pins
+    from harness.devtools.lockfile import replace_pins
 
     lock = [
         "# lock",
@@ -169,15 +169,15 @@ def test_lockfile_replaces_pins() -> None:
 
 
 def test_lockfile_keeps_torch_pinned_in_every_tox_comparison() -> None:
-    """Every cmp-* environment installs through harness.lockfile, which never replaces torch."""
+    """Every cmp-* environment installs through harness.devtools.lockfile, which never replaces torch."""
     import configparser
 
-    from harness.lockfile import replace_pins
+    from harness.devtools.lockfile import replace_pins
 
     ini = configparser.ConfigParser(interpolation=None)
     ini.read(ROOT / "tox.ini")
     section = next(s for s in ini.sections() if s.startswith("testenv:cmp-"))
-    assert "harness.lockfile" in ini[section]["install_command"]
+    assert "harness.devtools.lockfile" in ini[section]["install_command"]
     pins = [
         line.split(":", 1)[1].split("=", 1)[1]
         for line in ini[section]["set_env"].splitlines()
@@ -190,7 +190,7 @@ def test_lockfile_keeps_torch_pinned_in_every_tox_comparison() -> None:
 
 
 def test_asv_dashboard_assets_map_to_npm_packages() -> None:
-    from harness.asvhtml import npm_source
+    from harness.reporting.asvhtml import npm_source
 
     assert npm_source("https://code.jquery.com/jquery-3.3.1.min.js") == (
         "jquery",

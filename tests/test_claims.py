@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import registry
-from harness.claims import FAILING, Claim, judge, judge_record
+from harness.core import registry
+from harness.core.claims import FAILING, Claim, judge, judge_record
 
 REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference" / "records.jsonl"
 

@@ -11,9 +11,10 @@ from typing import ClassVar
 
 import pytest
 
-from harness import cli, registry
-from harness.protocols import AbstractImplementation
-from harness.results import load_records
+from harness import cli
+from harness.core import registry
+from harness.core.protocols import AbstractImplementation
+from harness.store.results import load_records
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 from conftest import backend, problem, rel_error
 
-from harness import registry
-from harness.protocols import TrainResult
+from harness.core import registry
+from harness.core.protocols import TrainResult
 
 TASKS = sorted(registry.TASKS)
 IMPLS = sorted(registry.IMPLEMENTATIONS)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from conftest import backend, problem, rel_error
 
-from harness import registry
-from harness.devices import check_device, gpu_provenance, parse_device
-from harness.errors import UsageError
+from harness.core import registry
+from harness.core.devices import check_device, gpu_provenance, parse_device
+from harness.core.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from conftest import backend, check_vjp, problem
 
-from harness import registry
-from harness.collocation import collocate, default_bandwidth, fit_collocation
-from harness.errors import UsageError
-from harness.hamiltonian import HamiltonianMLP
-from harness.symplectic import implicit_midpoint
+from harness.core import registry
+from harness.core.errors import UsageError
+from tasks._common.collocation import collocate, default_bandwidth, fit_collocation
+from tasks._common.hamiltonian import HamiltonianMLP
+from tasks._common.symplectic import implicit_midpoint
 
 TASK = "hnn_double_pendulum"
 
@@ -61,7 +61,7 @@ def test_vjp_matches_finite_differences(sizes: tuple[int, ...]) -> None:
 
 
 def test_parameters_are_the_mlps_less_the_output_bias() -> None:
-    from harness.models import MLP
+    from harness.core.models import MLP
 
     params = HamiltonianMLP((4, 64, 1)).init_params(0)
     mlp = MLP((4, 64, 1)).init_params(0)

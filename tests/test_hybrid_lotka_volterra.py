@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import backend, problem, rel_error
 
-from harness import registry
-from harness.models import Parametric, Params, flatten, unflatten
-from harness.symbolic import Monomial, best_subset, design_matrix, stlsq
+from harness.core import registry
+from harness.core.models import Parametric, Params, flatten, unflatten
+from tasks._common.symbolic import Monomial, best_subset, design_matrix, stlsq
 from tasks.hybrid_lotka_volterra import (
     MECHANISTIC,
     TRUTH,

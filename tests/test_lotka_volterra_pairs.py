@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import backend, problem
 
-from harness.models import MLP, TimeScaled, flatten, unflatten
+from harness.core.models import MLP, TimeScaled, flatten, unflatten
 from tasks.lotka_volterra_params import LV_KEYS
 from tasks.lotka_volterra_short import LV_002
 

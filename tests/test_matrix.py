@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from harness import cli
-from harness.compare import compare_runs
-from harness.errors import UsageError
-from harness.grid import expand_grid, split_selection
-from harness.matrix import plan
-from harness.results import ResultsStore, load_records
+from harness.core.errors import UsageError
+from harness.planning.grid import expand_grid, split_selection
+from harness.planning.matrix import plan
+from harness.store.compare import compare_runs
+from harness.store.results import ResultsStore, load_records
 
 
 def test_split_selection_keeps_commas_inside_brackets() -> None:

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from conftest import check_vjp, problem, rel_error
 
-from harness import registry
-from harness.models import MLP, Params
-from harness.optim import Adam
+from harness.core import registry
+from harness.core.models import MLP, Params
+from harness.numerics.optim import Adam
 
 NumpyAdjoint = registry.IMPLEMENTATIONS["numpy-adjoint"]
 

@@ -13,10 +13,10 @@ import pytest
 from conftest import rel_error
 from test_cli import harness
 
-from harness import registry
-from harness.errors import UsageError
-from harness.models import flatten, unflatten
-from harness.reference import forward_sensitivity_gradient
+from harness.core import registry
+from harness.core.errors import UsageError
+from harness.core.models import flatten, unflatten
+from harness.numerics.reference import forward_sensitivity_gradient
 from tasks import odenet_digits
 from tasks.odenet_digits import (
     MNIST_FILES,

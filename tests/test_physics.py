@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from conftest import problem, rel_error
 
-from harness.models import flatten, unflatten
-from harness.protocols import mse_loss
-from harness.reference import forward_sensitivity_gradient
-from tasks.physics import (
+from harness.core.models import flatten, unflatten
+from harness.core.protocols import mse_loss
+from harness.numerics.reference import forward_sensitivity_gradient
+from tasks._common.physics import (
     double_pendulum_field,
     double_pendulum_hamiltonian,
     lotka_volterra_field,

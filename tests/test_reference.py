@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, registry
-from harness.compare import compare_runs
-from harness.results import load_records
+from harness import cli
+from harness.core import registry
+from harness.store.compare import compare_runs
+from harness.store.results import load_records
 
 REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference"
 SUBSET = [("linear_adjoint", "numpy-adjoint"), ("lotka_volterra", "jax-checkpoint")]

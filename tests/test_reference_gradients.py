@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import problem, rel_error
 
-from harness.reference import adjoint_reference_gradient
+from harness.numerics.reference import adjoint_reference_gradient
 
 
 @pytest.mark.parametrize("task_name", ["linear", "lotka_volterra", "double_pendulum"])

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("matplotlib")
 pytest.importorskip("seaborn")
 
-from harness import figures, html_report
+from harness.reporting import figures, html_report
 
 IMPLS = ("jax-checkpoint", "numpy-adjoint", "rk4-unrolled", "torch-adjoint")
 ENV = {
@@ -251,8 +251,8 @@ def test_labels_name_only_the_varying_parameters() -> None:
 
 
 def test_metrics_one_table_per_task_and_text_metrics_listed() -> None:
-    from harness.compare import _differs
-    from harness.reporting import format_records
+    from harness.reporting.tables import format_records
+    from harness.store.compare import _differs
 
     records = [
         record("lotka_volterra", "numpy-adjoint", metrics={"fit_rmse": 0.1}),

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 from conftest import backend, problem
 
-from harness import registry
-from harness.protocols import TrainResult
+from harness.core import registry
+from harness.core.protocols import TrainResult
 from tasks.lotka_volterra import LotkaVolterra
 
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import problem, rel_error
 from scipy.linalg import expm
 
-from harness import registry
+from harness.core import registry
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchdiffeq")

@@ -11,9 +11,9 @@ import time
 import numpy as np
 import pytest
 
-from harness import registry
-from harness.cell import build_cell
-from harness.training import TrainingMonitor, curriculum_fit, curriculum_stages, head
+from harness.core import registry
+from harness.execution.build import build_cell
+from harness.numerics.training import TrainingMonitor, curriculum_fit, curriculum_stages, head
 
 registry.discover()
 

@@ -1,0 +1,358 @@
+"""The two interfaces of the harness: a Task (a problem) and an Implementation (a back-end).
+
+A task knows everything about a problem and nothing about a framework; an implementation
+knows everything about a framework and nothing about a problem.  They meet through
+`Dataset`, a declarative model spec (`harness.core.models`) and NumPy parameter dictionaries.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import importlib.util
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from harness.core.models import AbstractModel, Params
+
+if TYPE_CHECKING:
+    from harness.core.claims import Claim
+
+__all__ = [
+    "AbstractImplementation",
+    "AbstractTask",
+    "Dataset",
+    "Predictor",
+    "TrainCallback",
+    "TrainResult",
+    "mse_loss",
+]
+
+#: ``predict(times, y0) -> states`` with ``states.shape == (len(times),) + y0.shape``.
+Predictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+#: ``callback(i, loss)`` after every training step; a true result stops training
+#: (`harness.numerics.training.TrainingMonitor`: target reached or budget spent)
+TrainCallback = Callable[[int, float], "bool | None"]
+
+#: training settings every task has (`AbstractTask.training_defaults`): Adam's iterations
+#: and learning rate; `target`, the loss at which training stops (0: none); `budget`, the
+#: wall-clock seconds after which it stops (0: none); `curriculum`, continuum learning's
+#: step in observations (0: off)
+TRAIN_BASE: dict[str, Any] = {"iters": 100, "lr": 1e-2, "target": 0.0, "budget": 300.0, "curriculum": 0}
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """Observations of one problem, NumPy only, deterministic per seed.
+
+    **Arguments:**
+
+    - `t`: observation times, shape `(P,)`, increasing, `t[0]` is the time of `y0`.
+    - `y`: observed states, shape `(P, B, N)` (a batch of `B` trajectories of dimension `N`).
+    - `y0`: initial conditions, shape `(B, N)`.
+    - `y_true`: noise-free states at `t` (equal to `y` for noise-free tasks).
+    - `t_forward`, `y_forward`: the forward extrapolation window after `t[-1]` (increasing
+      times) and the true states there, shape `(F, B, N)`.
+    - `t_backward`, `y_backward`: the backward window before `t[0]` (decreasing times) and
+      the true states there.
+    - `truth`: ground-truth parameters where they exist (for metrics), else empty.
+    """
+
+    t: np.ndarray
+    y: np.ndarray
+    y0: np.ndarray
+    y_true: np.ndarray
+    t_forward: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    y_forward: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0, 0)))
+    t_backward: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    y_backward: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0, 0)))
+    truth: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.t.shape[0])
+
+    @property
+    def batch(self) -> int:
+        return int(self.y0.shape[0])
+
+
+def mse_loss(pred: Any, obs: Any) -> Any:
+    """Mean squared error (2.2) of 000 §2: the squared 2-norm over the state, averaged over
+    observation times and batch members.  Written against the array API, so every back-end
+    evaluates the very same expression.
+
+    **Arguments:** `pred`, `obs` of shape `(P, B, N)`.
+    """
+    diff = pred - obs
+    return (diff * diff).sum() / (diff.shape[0] * diff.shape[1])
+
+
+def mse_loss_cotangent(pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """dL/d pred of `mse_loss` (the jumps of the continuous adjoint at observation times)."""
+    return 2.0 * (pred - obs) / (pred.shape[0] * pred.shape[1])
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` returns: final parameters (NumPy) and the loss before every update."""
+
+    params: Params
+    loss_history: list[float]
+    time_s: float
+    #: what a task's own `fit` found besides the parameters (JSON-able; merged into metrics)
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class AbstractTask(abc.ABC):
+    """A problem: data generation, model spec, loss, metrics and training defaults.
+
+    Subclasses set `name`, write a docstring that cites the source document and section,
+    and implement `make_data`, `model` and `metrics`.  Options (`options`) are the
+    task's knobs, overridable from the command line with ``--set key=value``; their
+    types are those of the defaults.
+    """
+
+    name: ClassVar[str]
+    #: source document and section, e.g. "000 §3.2"
+    source: ClassVar[str]
+    #: task options and their defaults (types are taken from the defaults)
+    options: ClassVar[dict[str, Any]] = {}
+    #: solver defaults shared by all back-ends of this task: rtol and atol for the adaptive
+    #: solvers, the largest RK4 step `dt` (each observation interval is split into
+    #: ceil(interval / dt) equal steps)
+    solver_defaults: ClassVar[dict[str, Any]] = {"rtol": 1e-7, "atol": 1e-7, "dt": 0.1}
+    #: training defaults (keys of `TRAIN_BASE`, the rest taken from there): optimiser is
+    #: Adam everywhere unless a task says otherwise
+    train_defaults: ClassVar[dict[str, Any]] = {"iters": 100, "lr": 1e-2}
+    #: the source's results this task reproduces, judged after every training run
+    claims: ClassVar[tuple[Claim, ...]] = ()
+
+    @classmethod
+    def training_defaults(cls) -> dict[str, Any]:
+        """`TRAIN_BASE` updated with the task's `train_defaults`."""
+        return {**TRAIN_BASE, **cls.train_defaults}
+
+    def __init__(self, **overrides: Any) -> None:
+        unknown = set(overrides) - set(self.options)
+        if unknown:
+            raise KeyError(f"unknown option(s) {sorted(unknown)} for task {self.name}")
+        self.config: dict[str, Any] = {**self.options, **overrides}
+
+    def __getattr__(self, key: str) -> Any:
+        config = self.__dict__.get("config", {})
+        if key in config:
+            return config[key]
+        raise AttributeError(key)
+
+    @abc.abstractmethod
+    def make_data(self, seed: int) -> Dataset:
+        """Observations, deterministic per seed."""
+
+    @property
+    @abc.abstractmethod
+    def model(self) -> AbstractModel:
+        """The declarative model spec every back-end builds natively."""
+
+    def init_params(self, seed: int) -> Params:
+        """Initial parameters as NumPy arrays, the same for every back-end."""
+        return self.model.init_params(seed)
+
+    def loss(self, pred: Any, obs: Any) -> Any:
+        """Training loss on observations (array API); MSE unless the source says otherwise."""
+        return mse_loss(pred, obs)
+
+    def loss_cotangent(self, pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        """dL/d pred of `loss` in NumPy: the jumps of the continuous adjoint at the
+        observation times (000 §2, eq. 2.3).  A task that overrides `loss` overrides this too,
+        or the hand-written adjoint (numpy-adjoint) cannot run it."""
+        return mse_loss_cotangent(pred, obs)
+
+    def fit(
+        self,
+        impl: AbstractImplementation,
+        params: Params,
+        *,
+        iters: int,
+        lr: float,
+        callback: TrainCallback | None = None,
+        curriculum: int = 0,
+    ) -> TrainResult:
+        """Train from `params` on back-end `impl`; the default is the back-end's Adam on `loss`,
+        with continuum learning over `curriculum`, 2 `curriculum`, ... observations when
+        `curriculum` > 0 (`harness.numerics.training.curriculum_fit`).
+
+        Tasks whose source trains differently (several phases, frozen parameters, a growing
+        window, a fit without ODE solves) override this, building further back-ends of the
+        same kind with `impl.rebuild(task, data)`.  The returned parameters are those of
+        `self.model`; `TrainResult.info` carries what else the fit found.
+        """
+        if curriculum > 0:
+            from harness.numerics.training import curriculum_fit
+
+            return curriculum_fit(self, impl, params, iters=iters, lr=lr, step=curriculum, callback=callback)
+        return impl.train(params, iters=iters, lr=lr, callback=callback)
+
+    def reference_gradient(self, params: Params, data: Dataset) -> tuple[float, Params, str]:
+        """Loss and gradient at `params` from an independent, tight-tolerance method.
+
+        **Returns:** `(loss, grad, how)` where `how` says how the reference was obtained.
+        The default solves the forward sensitivity equations with SciPy's DOP853 at
+        rtol = atol = 1e-12; tasks with a closed form override it.
+        """
+        from harness.numerics.reference import forward_sensitivity_gradient
+
+        return forward_sensitivity_gradient(
+            self.model, params, data, rtol=1e-12, atol=1e-12, loss=self.loss, cotangent=self.loss_cotangent
+        )
+
+    @abc.abstractmethod
+    def metrics(self, predict: Predictor, data: Dataset, params: Params) -> dict[str, float]:
+        """Task metrics of a trained model, computed through the back-end's `predict`."""
+
+    def trajectories(self, predict: Predictor, data: Dataset) -> dict[str, np.ndarray]:
+        """What the trajectory figure draws (arrays `t_obs, y_obs, t, y_true, y_pred`); the
+        default is the fit window with the extrapolation windows either side."""
+        from harness.numerics.metrics import trajectories
+
+        return trajectories(predict, data)
+
+
+class AbstractImplementation(abc.ABC):
+    """A back-end: builds a task's model natively and differentiates through a solve.
+
+    The timing contract follows benchopt: `load` converts NumPy parameters to native
+    ones (not timed), `value_and_grad_native` is the only timed region, `block` waits
+    for the device before the clock is read, and `to_numpy` fetches results after.
+    Framework imports happen inside methods, so that the registry can list back-ends
+    whose libraries are missing.
+    """
+
+    name: ClassVar[str]
+    framework: ClassVar[str]
+    #: importable modules this back-end needs
+    requires: ClassVar[tuple[str, ...]]
+    #: the command that installs what is missing
+    install: ClassVar[str]
+    #: model kinds (`AbstractModel.kind`) this back-end builds
+    model_kinds: ClassVar[frozenset[str]]
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    #: which solver options (keys of `AbstractTask.solver_defaults`) this back-end reads
+    solver_options: ClassVar[tuple[str, ...]] = ("rtol", "atol")
+    #: back-end-only options and their defaults
+    options: ClassVar[dict[str, Any]] = {}
+    #: one line on what `framework_peak_bytes` measures
+    framework_memory: ClassVar[str] = ""
+
+    @classmethod
+    def missing(cls) -> list[str]:
+        """Modules of `requires` that cannot be imported here."""
+        return [m for m in cls.requires if importlib.util.find_spec(m) is None]
+
+    @classmethod
+    def available(cls) -> bool:
+        return not cls.missing()
+
+    @classmethod
+    def skip(cls, task: AbstractTask, device: str) -> str | None:
+        """A one-line reason why this back-end cannot run `task` on `device`, else None."""
+        if task.model.kind not in cls.model_kinds:
+            return f"{cls.name} does not build model kind '{task.model.kind}'"
+        if device.split(":")[0] not in cls.devices:
+            return f"{cls.name} runs on {', '.join(cls.devices)} only, not {device}"
+        return None
+
+    def __init__(
+        self,
+        task: AbstractTask,
+        data: Dataset,
+        *,
+        device: str = "cpu",
+        dtype: str = "float64",
+        solver: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        self.task = task
+        self.data = data
+        self.device = device
+        self.dtype = dtype
+        self.solver = {**task.solver_defaults, **(solver or {})}
+        unknown = set(options) - set(self.options)
+        if unknown:
+            raise KeyError(f"unknown option(s) {sorted(unknown)} for back-end {self.name}")
+        self.config = {**self.options, **options}
+        self.setup()
+
+    def rebuild(self, task: AbstractTask, data: Dataset | None = None) -> AbstractImplementation:
+        """A fresh back-end of this class, device, dtype, solver settings and options for
+        another `task` (e.g. a variant with frozen parameters) or other `data`."""
+        return type(self)(
+            task,
+            self.data if data is None else data,
+            device=self.device,
+            dtype=self.dtype,
+            solver=self.solver,
+            **self.config,
+        )
+
+    @abc.abstractmethod
+    def setup(self) -> None:
+        """Build the native model, loss and solver (not timed)."""
+
+    @abc.abstractmethod
+    def load(self, params: Params) -> Any:
+        """NumPy parameters to native parameters on the device."""
+
+    @abc.abstractmethod
+    def value_and_grad_native(self, native: Any) -> Any:
+        """Loss and gradient at native parameters: the timed region."""
+
+    def block(self, out: Any) -> Any:
+        """Wait until `out` is computed on the device; the default does nothing."""
+        return out
+
+    @abc.abstractmethod
+    def to_numpy(self, out: Any) -> tuple[float, Params]:
+        """The result of `value_and_grad_native` as `(loss, grad)` in NumPy."""
+
+    def value_and_grad(self, params: Params) -> tuple[float, Params]:
+        """Loss and gradient at NumPy parameters (convenience: load, compute, fetch)."""
+        return self.to_numpy(self.block(self.value_and_grad_native(self.load(params))))
+
+    @abc.abstractmethod
+    def predict(self, params: Params, times: np.ndarray, y0: np.ndarray) -> np.ndarray:
+        """States at `times` (monotonic, starting at the time of `y0`), shape (len(times), B, N)."""
+
+    @abc.abstractmethod
+    def count_nfe(self, params: Params) -> tuple[int, int]:
+        """Right-hand-side evaluations of one value-and-grad call: (forward, backward).
+
+        Backward counts every right-hand-side evaluation or vector-Jacobian product of the
+        backward pass (recomputation included).
+        """
+
+    @abc.abstractmethod
+    def train(
+        self,
+        params: Params,
+        *,
+        iters: int,
+        lr: float,
+        callback: TrainCallback | None = None,
+    ) -> TrainResult:
+        """Adam on the task loss from `params`; `callback(i, loss)` after every step, and
+        training stops early when it returns True."""
+
+    def framework_peak_bytes(self, params: Params) -> int | None:
+        """A framework-level memory figure of one value-and-grad call (see `framework_memory`)."""
+        return None
+
+    def reset_device_peak(self) -> None:  # noqa: B027 (optional hook, CPU back-ends need none)
+        """Reset the accelerator allocator's peak counter (on a GPU device)."""
+
+    def device_peak_bytes(self) -> int | None:
+        """The accelerator allocator's peak since `reset_device_peak`, or None on the CPU."""
+        return None

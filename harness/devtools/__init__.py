@@ -1,0 +1,1 @@
+"""Tools for maintaining the project (the lock file), not used by a run."""

@@ -1,0 +1,135 @@
+"""Training control shared by every back-end: time to target, a time budget, continuum learning.
+
+A back-end's `train` calls `callback(i, loss)` after every step and stops when it returns
+True.  `TrainingMonitor` is that callback: it records the wall-clock time of every step,
+notes the first iteration whose loss reaches the task's target, and asks to stop there
+(unless told to go on) or when the budget is spent.  Its clock starts when it is built,
+just before `fit` is called, so time to target includes what a user waits for: a JAX
+back-end's compilation of its training step is inside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from harness.core.protocols import AbstractImplementation, AbstractTask, Dataset, TrainCallback, TrainResult
+
+__all__ = ["TrainingMonitor", "curriculum_fit", "curriculum_stages", "head"]
+
+
+@dataclasses.dataclass
+class TrainingMonitor:
+    """Callback that records time to target and stops training at the target or the budget.
+
+    **Arguments:**
+
+    - `target`: the loss at or below which the task's claims are expected to hold
+      (0 or less: no target).
+    - `budget_s`: wall-clock seconds after which training stops (0 or less: no budget).
+    - `stop_at_target`: stop at the first step that reaches the target.
+    - `on_step`: a further callback (progress bars), called with the same arguments.
+    """
+
+    target: float = 0.0
+    budget_s: float = 0.0
+    stop_at_target: bool = True
+    on_step: Callable[[int, float], Any] | None = None
+    start: float = dataclasses.field(default_factory=time.perf_counter)
+    times: list[float] = dataclasses.field(default_factory=list)
+    iters_to_target: int | None = None
+    time_to_target_s: float | None = None
+    stopped: str = "iters"
+    #: whether a loss can reach the target (off while continuum learning trains on a
+    #: shorter window, whose loss is over fewer points)
+    armed: bool = True
+
+    def __call__(self, i: int, loss: float) -> bool:
+        elapsed = time.perf_counter() - self.start
+        self.times.append(elapsed)
+        if self.on_step is not None:
+            self.on_step(i, loss)
+        reached = self.armed and self.target > 0 and math.isfinite(loss) and loss <= self.target
+        if self.iters_to_target is None and reached:
+            self.iters_to_target, self.time_to_target_s = len(self.times), elapsed
+            if self.stop_at_target:
+                self.stopped = "target"
+        if self.stopped == "iters" and self.budget_s > 0 and elapsed >= self.budget_s:
+            self.stopped = "budget"
+        return self.stopped != "iters"
+
+    def summary(self) -> dict[str, Any]:
+        """The record's training fields (see `harness.store.results.RECORD_FIELDS`)."""
+        return {
+            "train_target_loss": self.target if self.target > 0 else None,
+            "train_budget_s": self.budget_s if self.budget_s > 0 else None,
+            "train_stopped": self.stopped,
+            "train_iters_run": len(self.times),
+            "train_iters_to_target": self.iters_to_target,
+            "train_time_to_target_s": self.time_to_target_s,
+            "train_wall_s": time.perf_counter() - self.start,
+            "train_time_history": list(self.times),
+        }
+
+
+def curriculum_stages(n_obs: int, step: int) -> list[int]:
+    """Continuum learning (004, "Tricks-of-the-trade for nODEs": "first 5 time points, then
+    10, then 15"): the numbers of leading time points to train on in turn, `step`,
+    2 `step`, ... and finally all `n_obs` (at least 2: the initial state and one
+    observation); `[n_obs]` when `step` is 0."""
+    if step <= 0:
+        return [n_obs]
+    stages = [max(2, k) for k in range(step, n_obs, step)]
+    return [*sorted(set(stages)), n_obs]
+
+
+def head(data: Dataset, k: int) -> Dataset:
+    """The first `k` time points of `data` (extrapolation windows dropped)."""
+    return Dataset(t=data.t[:k], y=data.y[:k], y0=data.y0, y_true=data.y_true[:k], truth=data.truth)
+
+
+def _offset(callback: TrainCallback, offset: int) -> TrainCallback:
+    return lambda i, loss: callback(offset + i, loss)
+
+
+def curriculum_fit(
+    task: AbstractTask,
+    impl: AbstractImplementation,
+    params: Any,
+    *,
+    iters: int,
+    lr: float,
+    step: int,
+    callback: TrainCallback | None = None,
+) -> TrainResult:
+    """Adam on the first `step`, 2 `step`, ... observations in turn, then on all of them.
+
+    Each stage but the last gets `iters // (number of stages)` steps on a back-end of
+    `impl`'s kind rebuilt for the shorter window (`impl.rebuild`), the last stage the
+    rest; the loss history runs on across stages.  The task's target is tested on every
+    stage's loss only on the full window: earlier stages' losses are over fewer points, so a
+    `TrainingMonitor` is disarmed for them (its budget still applies).
+    """
+    stages = curriculum_stages(impl.data.n_obs, step)[-max(iters, 1) :]
+    share = [iters // len(stages)] * len(stages)
+    share[-1] += iters - sum(share)
+    history: list[float] = []
+    time_s = 0.0
+    for k, n in zip(stages, share, strict=True):
+        last = k == impl.data.n_obs
+        backend = impl if last else impl.rebuild(task, head(impl.data, k))
+        cb = None if callback is None else _offset(callback, len(history))
+        if isinstance(callback, TrainingMonitor):
+            callback.armed = last
+        result = backend.train(params, iters=n, lr=lr, callback=cb)
+        history.extend(float(x) for x in result.loss_history)
+        time_s += result.time_s
+        params = result.params
+        if len(result.loss_history) < n:  # stopped by the budget
+            break
+    if isinstance(callback, TrainingMonitor):
+        callback.armed = True
+    return TrainResult(params=params, loss_history=history, time_s=time_s, info={"curriculum_stages": stages})

@@ -1,0 +1,2 @@
+"""Planning: option parsing and validation, grids, the matrix of cells.  Imports only
+`harness.core`."""

@@ -1,0 +1,135 @@
+"""Cell configuration: `--set key=value` parsing and validation against the registries.
+
+A key belongs to the task (its `options`), to the solver (`solver_defaults`, shared by
+all back-ends of a task), to a back-end (its `options`) or to training (`iters`, `lr`).
+Values are cast to the type of the default; anything else is a one-line `UsageError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from harness.core.errors import UsageError, choices
+from harness.core.protocols import AbstractImplementation, AbstractTask
+
+__all__ = ["CellConfig", "cast_value", "parse_sets", "split_options"]
+
+TRAIN_KEYS = ("iters", "lr", "target", "budget", "curriculum")
+#: a train key of its own: go on after the target (`--train-past-target`)
+STOP_KEY = "stop_at_target"
+#: `tol=x` sets rtol = atol = x (the work-precision sweeps)
+TOL_ALIAS = "tol"
+
+
+def parse_sets(items: Iterable[str]) -> dict[str, str]:
+    """`["rtol=1e-6", "t1=5"]` -> `{"rtol": "1e-6", "t1": "5"}` (values still strings)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UsageError(f"bad --set value '{item}': expected key=value, e.g. --set rtol=1e-6")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def cast_value(key: str, raw: Any, default: Any) -> Any:
+    """Cast `raw` to the type of `default` (bool, int, float or str)."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        if isinstance(default, bool):
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return raw.lower() in ("true", "1", "yes")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        raise UsageError(f"bad --set value '{key}={raw}': expected {type(default).__name__}") from None
+    return raw
+
+
+@dataclasses.dataclass(frozen=True)
+class CellConfig:
+    """The options of one (task, back-end) cell, split by owner."""
+
+    task: dict[str, Any]
+    solver: dict[str, Any]
+    impl: dict[str, Any]
+    train: dict[str, Any]
+
+    def as_params(self) -> dict[str, Any]:
+        """Flat view recorded as the record's `params`."""
+        return {**self.task, **self.solver, **self.impl, **self.train}
+
+
+def valid_keys(
+    tasks: Iterable[type[AbstractTask]], impls: Iterable[type[AbstractImplementation]]
+) -> set[str]:
+    keys = {*TRAIN_KEYS, TOL_ALIAS}
+    for task in tasks:
+        keys |= set(task.options) | set(task.solver_defaults)
+    for impl in impls:
+        keys |= set(impl.options)
+    return keys
+
+
+def split_options(
+    sets: Mapping[str, str],
+    task_cls: type[AbstractTask],
+    impl_cls: type[AbstractImplementation],
+    *,
+    iters: int | None = None,
+    budget: float | None = None,
+    stop_at_target: bool = True,
+) -> CellConfig:
+    """Resolve `--set` values for one cell; keys that belong to neither side are ignored
+    here (they were validated against the whole selection by `validate_keys`)."""
+    task = {k: cast_value(k, v, task_cls.options[k]) for k, v in sets.items() if k in task_cls.options}
+    if TOL_ALIAS in sets:
+        sets = {
+            "rtol": sets[TOL_ALIAS],
+            "atol": sets[TOL_ALIAS],
+            **{k: v for k, v in sets.items() if k != TOL_ALIAS},
+        }
+    solver_keys = [k for k in impl_cls.solver_options if k in task_cls.solver_defaults]
+    solver = {
+        k: cast_value(k, sets.get(k, task_cls.solver_defaults[k]), task_cls.solver_defaults[k])
+        for k in solver_keys
+    }
+    impl = {k: cast_value(k, v, impl_cls.options[k]) for k, v in sets.items() if k in impl_cls.options}
+    defaults = task_cls.training_defaults()
+    train: dict[str, Any] = {k: cast_value(k, sets.get(k, defaults[k]), defaults[k]) for k in TRAIN_KEYS}
+    if iters is not None:
+        train["iters"] = iters
+    if budget is not None:
+        train["budget"] = budget
+    train[STOP_KEY] = stop_at_target
+    for key, value in {**solver, **train}.items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and not value >= 0:
+            raise UsageError(f"bad --set value '{key}={value}': must be a number, not negative")
+    return CellConfig(task=task, solver=solver, impl=impl, train=train)
+
+
+def validate_keys(
+    sets: Mapping[str, str],
+    tasks: Iterable[type[AbstractTask]],
+    impls: Iterable[type[AbstractImplementation]],
+) -> None:
+    """Every `--set` key must belong to a selected task, its solver, a selected back-end or training."""
+    tasks, impls = list(tasks), list(impls)
+    keys = valid_keys(tasks, impls)
+    defaults: dict[str, Any] = {}
+    for owner in [*impls, *tasks]:
+        defaults.update(owner.options)
+    for task in tasks:
+        defaults.update(
+            {**task.solver_defaults, **task.training_defaults(), TOL_ALIAS: task.solver_defaults["rtol"]}
+        )
+    for key, raw in sets.items():
+        if key not in keys:
+            raise UsageError(f"unknown --set key '{key}'; valid keys here: {choices(keys)}")
+        cast_value(key, raw, defaults[key])

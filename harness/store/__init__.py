@@ -1,0 +1,2 @@
+"""Store: the results folder (records, arrays, the one atomic writer), comparison of two
+runs, merging of many."""
