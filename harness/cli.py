@@ -102,7 +102,7 @@ def cmd_list() -> int:
 
     registry.discover()
     tasks = [
-        {"task": name, "model": cls().model.kind, "source": cls.source}
+        {"task": name, "model": cls().model.label, "source": cls.source}
         for name, cls in sorted(registry.TASKS.items())
     ]
     print(tabulate(tasks, headers="keys", tablefmt="github"))
@@ -114,7 +114,7 @@ def cmd_list() -> int:
             {
                 "back-end": name,
                 "framework": cls.framework,
-                "models": ", ".join(sorted(cls.model_kinds)),
+                "builds": ", ".join(b.__name__ for b in cls.builds),
                 "devices": ", ".join(cls.devices),
                 "status": "available" if not missing else f"unavailable: {cls.install}",
             }

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from harness.core.models import Params
+from harness.core.models import AbstractMap, Params
 from harness.core.protocols import AbstractImplementation, TrainCallback, TrainResult
 
 if TYPE_CHECKING:
@@ -75,10 +75,10 @@ class AbstractTorchImplementation(AbstractImplementation):
     def _forward(
         self, native: dict[str, torch.Tensor], times: torch.Tensor, y0: torch.Tensor
     ) -> torch.Tensor:
-        """`_solve`, or for a model of kind "discrete" (`harness.core.models.AbstractMap`, such as a
+        """`_solve`, or for a discrete model (`harness.core.models.AbstractMap`, such as a
         ResNet) its input and output."""
         model = self.field.model
-        if model.kind != "discrete":
+        if not isinstance(model, AbstractMap):
             return self._solve(native, times, y0)
         return model.states(native, y0, len(times), self.field.xp)
 
@@ -109,7 +109,7 @@ class AbstractTorchImplementation(AbstractImplementation):
         return states.cpu().numpy()
 
     def count_nfe(self, params: Params) -> tuple[int, int]:
-        if self.field.model.kind == "discrete":  # one block evaluation and one VJP per block
+        if isinstance(self.field.model, AbstractMap):  # one block evaluation and one VJP per block
             return self.field.model.n_evaluations, self.field.model.n_evaluations
         native = self.load(params)
         field = self.field

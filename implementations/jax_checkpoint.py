@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.models import AbstractModel, Params
+from harness.core.models import AbstractMap, AbstractModel, AbstractVectorField, Params
 from harness.core.protocols import AbstractImplementation, TrainCallback, TrainResult
 from harness.core.registry import register_implementation
 
@@ -145,7 +145,7 @@ class JaxCheckpoint(AbstractImplementation):
     framework = "jax"
     requires = ("jax", "diffrax", "equinox", "optax")
     install = 'pip install -c constraints.txt -e ".[jax]"'
-    model_kinds = frozenset({"discrete", "hamiltonian", "mlp", "parametric"})
+    builds = (AbstractVectorField, AbstractMap)
     devices = ("cpu", "cuda")
     solver_options = ("rtol", "atol")
     options = {"max_steps": 4096}
@@ -193,7 +193,7 @@ class JaxCheckpoint(AbstractImplementation):
 
         kwargs = self._solve_kwargs()
         model = self.task.model
-        if model.kind == "discrete":
+        if isinstance(model, AbstractMap):
             return lambda params, t, y0, obs: self.task.loss(model.states(params, y0, t.shape[0], jnp), obs)
 
         def loss(params: Any, t: Any, y0: Any, obs: Any) -> Any:
@@ -207,7 +207,7 @@ class JaxCheckpoint(AbstractImplementation):
         kwargs = self._solve_kwargs()
         model = self.task.model
         field = _plain_field(model)
-        if model.kind == "discrete":
+        if isinstance(model, AbstractMap):
             return lambda params, ts, y0: (model.states(params, y0, ts.shape[0], jnp), ts)
 
         def predict(params: Any, ts: Any, y0: Any) -> tuple[Any, Any]:
@@ -274,7 +274,7 @@ class JaxCheckpoint(AbstractImplementation):
         import jax
 
         model = self.task.model
-        if model.kind == "discrete":  # one block evaluation and one VJP per block, no solver
+        if isinstance(model, AbstractMap):  # one block evaluation and one VJP per block, no solver
             self.n_steps, self.nfe_detail = None, {"blocks": model.n_evaluations}
             return model.n_evaluations, model.n_evaluations
         if self._counted is None:

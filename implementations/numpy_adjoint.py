@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from scipy.integrate import RK45, solve_ivp
 
-from harness.core.models import Params
+from harness.core.models import AbstractVectorField, Params
 from harness.core.protocols import AbstractImplementation, AbstractTask, TrainCallback, TrainResult
 from harness.core.registry import register_implementation
 from harness.numerics.optim import Adam
@@ -56,7 +56,7 @@ class NumpyAdjoint(AbstractImplementation):
     framework = "numpy/scipy"
     requires = ("numpy", "scipy")
     install = "pip install -c constraints.txt -e ."
-    model_kinds = frozenset({"hamiltonian", "mlp", "parametric"})
+    builds = (AbstractVectorField,)
     devices = ("cpu",)
     solver_options = ("rtol", "atol")
     options = {"carry_step": True}

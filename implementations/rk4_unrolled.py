@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from harness.core.models import AbstractMap, AbstractVectorField
 from harness.core.registry import register_implementation
 from implementations._torch_base import AbstractTorchImplementation
 
@@ -30,7 +31,7 @@ class RK4Unrolled(AbstractTorchImplementation):
     name = "rk4-unrolled"
     requires = ("torch",)
     install = 'pip install -c constraints.txt -e ".[torch]"'
-    model_kinds = frozenset({"discrete", "hamiltonian", "mlp", "parametric"})
+    builds = (AbstractVectorField, AbstractMap)
     solver_options = ("dt",)
     _vjp_hooks = True
 
@@ -39,7 +40,7 @@ class RK4Unrolled(AbstractTorchImplementation):
         self._schedule = self._tc.rk4_schedule(np.asarray(self.data.t).tolist(), self.dt)
         #: total RK4 steps over the data's observation intervals
         self.n_steps: int | None = sum(n for _, n in self._schedule)
-        if self.field.model.kind == "discrete":  # applied, not integrated: no RK4 steps
+        if isinstance(self.field.model, AbstractMap):  # applied, not integrated: no RK4 steps
             self.n_steps = None
 
     def _solve(self, native: dict[str, torch.Tensor], times: torch.Tensor, y0: torch.Tensor) -> torch.Tensor:

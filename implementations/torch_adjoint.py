@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from harness.core.models import AbstractMap, AbstractVectorField
 from harness.core.registry import register_implementation
 from implementations._torch_base import AbstractTorchImplementation
 
@@ -29,7 +30,7 @@ class TorchAdjoint(AbstractTorchImplementation):
     name = "torch-adjoint"
     requires = ("torch", "torchdiffeq")
     install = 'pip install -c constraints.txt -e ".[torch]"'
-    model_kinds = frozenset({"discrete", "hamiltonian", "mlp", "parametric"})
+    builds = (AbstractVectorField, AbstractMap)
     solver_options = ("rtol", "atol")
     options: ClassVar[dict[str, Any]] = {"seminorm": False}
 

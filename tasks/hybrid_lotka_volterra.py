@@ -25,6 +25,7 @@ from harness.core.protocols import (
 from harness.core.registry import register_task
 from harness.numerics.metrics import rmse, trajectory_metrics
 from harness.numerics.training import curriculum_stages, head
+from harness.numerics.trajectory_task import TrajectoryTask
 from tasks._common.data import trajectory_dataset
 from tasks._common.physics import solve_truth
 from tasks._common.symbolic import Monomial, SparseFit, best_subset, design_matrix, stlsq
@@ -281,7 +282,7 @@ def cat_power_library(powers: Sequence[float], *, rabbit: bool = False) -> tuple
     return tuple(terms + [Monomial((0.0, p)) for p in cats])
 
 
-class _Variant(AbstractTask):
+class _Variant(TrajectoryTask):
     """A task that differs from its parent only in its model (a phase of `fit`)."""
 
     name = "hybrid_lotka_volterra (phase)"
@@ -344,7 +345,7 @@ class _Phases:
 
 
 @register_task
-class HybridLotkaVolterra(AbstractTask):
+class HybridLotkaVolterra(TrajectoryTask):
     """004 (slides "A primer on neural ODEs"): "Neural ODEs: version 2", a mechanistic
     Lotka-Volterra model whose predation term carries a neural correction,
     d rabbit/dt = alpha rabbit - beta rabbit cat,

@@ -6,16 +6,17 @@ import numpy as np
 
 from harness.core.claims import Claim
 from harness.core.models import MLP, Params
-from harness.core.protocols import AbstractTask, Dataset, Predictor
+from harness.core.protocols import Dataset, Predictor
 from harness.core.registry import register_task
 from harness.numerics.metrics import trajectory_metrics
+from harness.numerics.trajectory_task import TrajectoryTask
 from tasks._common.data import trajectory_dataset
 from tasks._common.physics import linear_field
 from tasks.linear_adjoint import A_TRUE
 
 
 @register_task
-class Linear(AbstractTask):
+class Linear(TrajectoryTask):
     """000 §3.1 (Example: linear system): du/dt = A u with A = [[-0.1, 2], [-2, -0.1]]
     (eq. 3.2) on [0, 1], 11 uniformly spaced observations of a batch of initial
     conditions u0 ~ N(0, 4^2); the neural ODE is an MLP 2-64-2 with tanh (000 §3).

@@ -9,8 +9,9 @@ from scipy.linalg import expm, expm_frechet
 
 from harness.core.claims import Claim
 from harness.core.models import Parametric, Params
-from harness.core.protocols import AbstractTask, Dataset, Predictor, mse_loss, mse_loss_cotangent
+from harness.core.protocols import Dataset, Predictor, mse_loss, mse_loss_cotangent
 from harness.core.registry import register_task
+from harness.numerics.trajectory_task import TrajectoryTask
 from tasks._common.physics import linear_field
 
 #: the true matrix, A of 000 §3.1 eq. (3.2)
@@ -27,7 +28,7 @@ def _vjp(params: Params, y: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, Para
 
 
 @register_task
-class LinearAdjoint(AbstractTask):
+class LinearAdjoint(TrajectoryTask):
     """The worked example of 001 ("Example: adjoint computation of dynamics f"): f(z) = W z
     with the entries of W as the parameters theta.  Since z(t) = expm(W t) z0, the loss and
     its gradient are known in closed form (the Frechet derivative of the matrix

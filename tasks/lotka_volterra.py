@@ -6,9 +6,10 @@ import numpy as np
 
 from harness.core.claims import Claim
 from harness.core.models import MLP, Params
-from harness.core.protocols import AbstractTask, Dataset, Predictor
+from harness.core.protocols import Dataset, Predictor
 from harness.core.registry import register_task
 from harness.numerics.metrics import trajectory_metrics
+from harness.numerics.trajectory_task import TrajectoryTask
 from tasks._common.data import trajectory_dataset
 from tasks._common.physics import lotka_volterra_field
 
@@ -17,7 +18,7 @@ LV_PARAMS = {"alpha": 2.0 / 3.0, "beta": 4.0 / 3.0, "delta": 1.0, "gamma": 1.0}
 
 
 @register_task
-class LotkaVolterra(AbstractTask):
+class LotkaVolterra(TrajectoryTask):
     """000 §3.2 (Example: Lotka-Volterra equations): eqs. (3.3)-(3.4) with
     (alpha, beta, delta, gamma) = (2/3, 4/3, 1, 1), (x0, y0) = (1, 1), t in [0, 10],
     101 uniformly spaced observations; the neural ODE is an MLP 2-64-2 with tanh

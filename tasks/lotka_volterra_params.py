@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 
 from harness.core.claims import Claim
-from harness.core.models import AbstractModel, Parametric, Params, TimeScaled
-from harness.core.protocols import AbstractTask, Dataset, Predictor
+from harness.core.models import AbstractVectorField, Parametric, Params, TimeScaled
+from harness.core.protocols import Dataset, Predictor
 from harness.core.registry import register_task
 from harness.numerics.metrics import rmse
+from harness.numerics.trajectory_task import TrajectoryTask
 from tasks._common.physics import lotka_volterra_field, lotka_volterra_vjp, solve_truth
 from tasks.lotka_volterra_short import LV_002, X0_002
 
@@ -48,7 +49,7 @@ def lotka_volterra_pairs(seed: int, n_times: int, t1: float) -> tuple[np.ndarray
     return times, states, data
 
 
-class PairsTask(AbstractTask):
+class PairsTask(TrajectoryTask):
     """The shared part of the 002 §3 tasks: data as consecutive pairs of 500 random
     observations in [0, 100], every pair integrated over its own duration T_i in one batch
     (a `TimeScaled` model), 100 RK4 steps per pair for `rk4-unrolled` (dt = 0.01 in s).
@@ -62,7 +63,7 @@ class PairsTask(AbstractTask):
 
     @property
     @abc.abstractmethod
-    def inner(self) -> AbstractModel:
+    def inner(self) -> AbstractVectorField:
         """The vector field learnt from the pairs (in real time)."""
 
     @property

@@ -6,9 +6,10 @@ import numpy as np
 
 from harness.core.claims import Claim
 from harness.core.models import MLP, Params
-from harness.core.protocols import AbstractTask, Dataset, Predictor
+from harness.core.protocols import Dataset, Predictor
 from harness.core.registry import register_task
 from harness.numerics.metrics import trajectory_metrics
+from harness.numerics.trajectory_task import TrajectoryTask
 from tasks._common.data import trajectory_dataset
 from tasks._common.physics import lotka_volterra_field
 
@@ -18,7 +19,7 @@ X0_002 = np.array([0.8, 0.4])
 
 
 @register_task
-class LotkaVolterraShort(AbstractTask):
+class LotkaVolterraShort(TrajectoryTask):
     """002 §4.2 (Training, adjoint method): the Lotka-Volterra data of 002 §3 (alpha,
     beta, delta, gamma) = (1.1, 0.4, 0.1, 0.4), x0 = (0.8, 0.4), sampled at 20 uniformly
     random times in the short interval [0, 5]; MSE over all points; an MLP with one hidden

@@ -1,8 +1,8 @@
 """ODENet against ResNet on handwritten digits, with the same training loop (003 §3.2, §4).
 
 Two tasks share data, loss, metrics and training defaults: `odenet_digits` (an ODE block,
-model kind "mlp") and `resnet_digits` (residual blocks of the same width, model kind
-"discrete").  The default data is scikit-learn's handwritten digits (`load_digits`, 1797
+an `MLP` field) and `resnet_digits` (residual blocks of the same width, a discrete
+`AbstractMap`).  The default data is scikit-learn's handwritten digits (`load_digits`, 1797
 real 8x8 images that ship inside the scikit-learn wheel), because MNIST cannot be downloaded
 here; `--set data_dir=PATH` reads the four MNIST IDX files from PATH instead.
 """
@@ -213,7 +213,7 @@ class ResidualStack(AbstractMap):
     weights `blk{k}_W0, blk{k}_b0, blk{k}_W1, blk{k}_b1` (PyTorch's default initialisation,
     as `harness.core.models.MLP`).
 
-    Model kind "discrete" (`harness.core.models.AbstractMap`): there is no vector field; its work
+    A discrete model (`harness.core.models.AbstractMap`): there is no vector field; its work
     is `n_blocks` block evaluations forward and `n_blocks` vector-Jacobian products backward.
     """
 
@@ -465,7 +465,7 @@ class ResnetDigits(OdenetDigits):
     parameters of the ODE block (49920 against 8320 at width 64), as Chen et al.'s do (0.60M
     against 0.22M with the shared layers).  The report's MNIST test accuracy is 0.9952 after
     50 epochs (§4).  `t1` only labels the output's time; `numpy-adjoint` (a continuous
-    adjoint) skips this model kind: there is no ODE to solve.
+    adjoint) skips a discrete model: there is no ODE to solve.
 
     Reference gradient: the exact gradient of the discrete map, by hand-written
     backpropagation in NumPy (`ResidualStack.apply_vjp_numpy`).

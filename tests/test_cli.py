@@ -13,6 +13,7 @@ import pytest
 
 from harness import cli
 from harness.core import registry
+from harness.core.models import AbstractVectorField
 from harness.core.protocols import AbstractImplementation
 from harness.store.results import load_records
 
@@ -125,7 +126,7 @@ class _MissingLibrary(AbstractImplementation):
     framework = "nothing"
     requires: ClassVar[tuple[str, ...]] = ("a_module_that_is_not_installed",)
     install = "pip install a-module-that-is-not-installed"
-    model_kinds = frozenset({"mlp", "parametric"})
+    builds = (AbstractVectorField,)
 
 
 def test_missing_library_is_skipped_and_others_still_run(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -15,7 +15,7 @@ from test_cli import harness
 
 from harness.core import registry
 from harness.core.errors import UsageError
-from harness.core.models import flatten, unflatten
+from harness.core.models import AbstractMap, flatten, unflatten
 from harness.numerics.reference import forward_sensitivity_gradient
 from tasks import odenet_digits
 from tasks.odenet_digits import (
@@ -206,7 +206,7 @@ def test_odenet_adjoint_reference_matches_forward_sensitivities() -> None:
 def test_resnet_parameters_and_map() -> None:
     task = ResnetDigits(**SMALL)
     model, params = task.model, task.init_params(0)
-    assert model.kind == "discrete" and model.n_blocks == 6
+    assert isinstance(model, AbstractMap) and model.n_blocks == 6
     assert list(params)[:4] == ["blk0_W0", "blk0_b0", "blk0_W1", "blk0_b1"]
     assert flatten(params).size == 6 * flatten(OdenetDigits().init_params(0)).size
     assert not np.array_equal(params["blk0_W0"], params["blk1_W0"])  # own weights per block

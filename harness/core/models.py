@@ -1,13 +1,14 @@
 """Declarative model specs: what a vector field is, not how a framework computes it.
 
-Every spec has a `kind` (back-ends declare the kinds they build), makes its initial
+Every spec is an instance of an abstract base that says what it is (back-ends declare the
+bases they build, and build every subclass of them: `AbstractImplementation.builds`), makes its initial
 parameters as NumPy arrays once per seed (so every back-end starts from the same
 weights), evaluates itself against the array API (`rhs(params, y, xp)` runs on NumPy,
 PyTorch and JAX arrays alike), and carries a hand-written NumPy vector-Jacobian product
 for the back-ends and references that use no autodiff library.
 
-New kinds (a Hamiltonian MLP, a hybrid physics + MLP model, an ODE-block classifier) are
-new subclasses of `AbstractModel`; nothing else in the interfaces changes.
+New models (a Hamiltonian MLP, a hybrid physics + MLP model, an ODE-block classifier) are
+new subclasses of `AbstractVectorField` or `AbstractMap`; no back-end changes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import abc
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,8 @@ __all__ = [
     "MLP",
     "AbstractMap",
     "AbstractModel",
+    "AbstractVectorField",
+    "InputTransformed",
     "Parametric",
     "Params",
     "TimeScaled",
@@ -52,13 +55,20 @@ def unflatten(vector: np.ndarray, like: Params) -> Params:
 
 
 class AbstractModel(abc.ABC):
-    """A vector field f(y; params), autonomous, acting on a batch `y` of shape (B, N)."""
-
-    kind: ClassVar[str]
+    """A model of a state batch `y` of shape (B, N): a vector field or a discrete map."""
 
     @abc.abstractmethod
     def init_params(self, seed: int) -> Params:
         """Initial parameters, NumPy float64, deterministic per seed."""
+
+    @property
+    def label(self) -> str:
+        """What the model is, for tables: its class name."""
+        return type(self).__name__
+
+
+class AbstractVectorField(AbstractModel):
+    """A vector field f(y; params), autonomous, acting on a batch `y` of shape (B, N)."""
 
     @abc.abstractmethod
     def rhs(self, params: Params, y: Any, xp: Any) -> Any:
@@ -94,7 +104,7 @@ _NUMPY_ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable
 
 
 @dataclasses.dataclass(frozen=True)
-class MLP(AbstractModel):
+class MLP(AbstractVectorField):
     """A multilayer perceptron vector field, f(y) = W_L s(... s(y W_0 + b_0) ...) + b_L.
 
     **Arguments:**
@@ -110,7 +120,6 @@ class MLP(AbstractModel):
     sizes: tuple[int, ...]
     activation: str = "tanh"
     init_scale: float = 1.0
-    kind: ClassVar[str] = "mlp"
 
     def __post_init__(self) -> None:
         if self.activation not in _ACTIVATIONS:
@@ -170,7 +179,7 @@ class MLP(AbstractModel):
 
 
 @dataclasses.dataclass(frozen=True)
-class Parametric(AbstractModel):
+class Parametric(AbstractVectorField):
     """A physical model with trainable physical parameters.
 
     **Arguments:**
@@ -185,7 +194,6 @@ class Parametric(AbstractModel):
     field: Callable[[Params, Any, Any], Any]
     vjp: Callable[[Params, np.ndarray, np.ndarray], tuple[np.ndarray, Params]]
     initial: Callable[[int], Params]
-    kind: ClassVar[str] = "parametric"
 
     def init_params(self, seed: int) -> Params:
         return {k: np.asarray(v, dtype=np.float64) for k, v in self.initial(seed).items()}
@@ -198,7 +206,7 @@ class Parametric(AbstractModel):
 
 
 @dataclasses.dataclass(frozen=True)
-class TimeScaled(AbstractModel):
+class TimeScaled(AbstractVectorField):
     """`inner` on trajectories of different lengths, in one batch on one time grid.
 
     The last state component of each trajectory is its duration T (constant in time):
@@ -209,11 +217,7 @@ class TimeScaled(AbstractModel):
     real time.  The loss sees T as an exactly reproduced state component, which adds 0.
     """
 
-    inner: AbstractModel
-
-    @property
-    def kind(self) -> str:  # type: ignore[override]
-        return self.inner.kind
+    inner: AbstractVectorField
 
     def init_params(self, seed: int) -> Params:
         return self.inner.init_params(seed)
@@ -229,14 +233,43 @@ class TimeScaled(AbstractModel):
         return np.concatenate([a_inner, a_duration], axis=1), a_params
 
 
+@dataclasses.dataclass(frozen=True)
+class InputTransformed(AbstractVectorField):
+    """`inner` applied to an elementwise transform of the state: f(y) = inner(g(y)).
+
+    E.g. torchdiffeq's `ode_demo` spiral, an MLP on y**3: `InputTransformed(MLP(...),
+    transform=lambda y, xp: y**3, derivative=lambda y: 3 * y**2, name="cube")`.
+
+    **Arguments:**
+
+    - `inner`: the vector field applied to g(y) (same width as y).
+    - `transform`: `g(y, xp)`, elementwise, written once against the array API.
+    - `derivative`: `g'(y)` in NumPy (elementwise), for the hand-written VJP.
+    - `name`: what g is, for reports.
+    """
+
+    inner: AbstractVectorField
+    transform: Callable[[Any, Any], Any]
+    derivative: Callable[[np.ndarray], np.ndarray]
+    name: str = "g"
+
+    def init_params(self, seed: int) -> Params:
+        return self.inner.init_params(seed)
+
+    def rhs(self, params: Params, y: Any, xp: Any) -> Any:
+        return self.inner.rhs(params, self.transform(y, xp), xp)
+
+    def vjp_numpy(self, params: Params, y: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, Params]:
+        a_g, a_params = self.inner.vjp_numpy(params, self.transform(y, np), a)
+        return a_g * self.derivative(y), a_params
+
+
 class AbstractMap(AbstractModel):
-    """A model of kind "discrete": a map z_0 -> z_K with no vector field (e.g. a ResNet).
+    """A discrete model: a map z_0 -> z_K with no vector field (e.g. a ResNet).
 
     A back-end "solves" it over times of length 2 with `states`; its work is
     `n_evaluations` map evaluations forward and as many vector-Jacobian products backward.
     """
-
-    kind: ClassVar[str] = "discrete"
 
     @property
     @abc.abstractmethod
@@ -254,9 +287,3 @@ class AbstractMap(AbstractModel):
         if n_times != 2:
             raise ValueError(f"a discrete model has states at 2 times only, not {n_times}")
         return xp.stack([y0, self.apply(params, y0, xp)])
-
-    def rhs(self, params: Params, y: Any, xp: Any) -> Any:
-        raise NotImplementedError("a discrete model has no vector field: back-ends call `states`")
-
-    def vjp_numpy(self, params: Params, y: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, Params]:
-        raise NotImplementedError("a discrete model has no vector field")

@@ -181,44 +181,34 @@ class AbstractTask(abc.ABC):
         callback: TrainCallback | None = None,
         curriculum: int = 0,
     ) -> TrainResult:
-        """Train from `params` on back-end `impl`; the default is the back-end's Adam on `loss`,
-        with continuum learning over `curriculum`, 2 `curriculum`, ... observations when
-        `curriculum` > 0 (`harness.numerics.training.curriculum_fit`).
+        """Train from `params` on back-end `impl`; the default is the back-end's Adam on `loss`
+        (`TrajectoryTask` adds continuum learning over `curriculum` observations).
 
         Tasks whose source trains differently (several phases, frozen parameters, a growing
         window, a fit without ODE solves) override this, building further back-ends of the
-        same kind with `impl.rebuild(task, data)`.  The returned parameters are those of
+        same class with `impl.rebuild(task, data)`.  The returned parameters are those of
         `self.model`; `TrainResult.info` carries what else the fit found.
         """
         if curriculum > 0:
-            from harness.numerics.training import curriculum_fit
-
-            return curriculum_fit(self, impl, params, iters=iters, lr=lr, step=curriculum, callback=callback)
+            raise ValueError(f"task {self.name} does not train by continuum learning (curriculum=0)")
         return impl.train(params, iters=iters, lr=lr, callback=callback)
 
+    @abc.abstractmethod
     def reference_gradient(self, params: Params, data: Dataset) -> tuple[float, Params, str]:
         """Loss and gradient at `params` from an independent, tight-tolerance method.
 
-        **Returns:** `(loss, grad, how)` where `how` says how the reference was obtained.
-        The default solves the forward sensitivity equations with SciPy's DOP853 at
-        rtol = atol = 1e-12; tasks with a closed form override it.
+        **Returns:** `(loss, grad, how)` where `how` says how the reference was obtained
+        (`harness.numerics.trajectory_task.TrajectoryTask` solves the forward sensitivity
+        equations; tasks with a closed form override it).
         """
-        from harness.numerics.reference import forward_sensitivity_gradient
-
-        return forward_sensitivity_gradient(
-            self.model, params, data, rtol=1e-12, atol=1e-12, loss=self.loss, cotangent=self.loss_cotangent
-        )
 
     @abc.abstractmethod
     def metrics(self, predict: Predictor, data: Dataset, params: Params) -> dict[str, float]:
         """Task metrics of a trained model, computed through the back-end's `predict`."""
 
+    @abc.abstractmethod
     def trajectories(self, predict: Predictor, data: Dataset) -> dict[str, np.ndarray]:
-        """What the trajectory figure draws (arrays `t_obs, y_obs, t, y_true, y_pred`); the
-        default is the fit window with the extrapolation windows either side."""
-        from harness.numerics.metrics import trajectories
-
-        return trajectories(predict, data)
+        """What the trajectory figure draws (arrays `t_obs, y_obs, t, y_true, y_pred`)."""
 
 
 class AbstractImplementation(abc.ABC):
@@ -237,8 +227,9 @@ class AbstractImplementation(abc.ABC):
     requires: ClassVar[tuple[str, ...]]
     #: the command that installs what is missing
     install: ClassVar[str]
-    #: model kinds (`AbstractModel.kind`) this back-end builds
-    model_kinds: ClassVar[frozenset[str]]
+    #: the model classes (abstract bases) this back-end builds: it builds every subclass
+    #: of them, so a new model that subclasses one needs no back-end edit
+    builds: ClassVar[tuple[type[AbstractModel], ...]]
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     #: which solver options (keys of `AbstractTask.solver_defaults`) this back-end reads
     solver_options: ClassVar[tuple[str, ...]] = ("rtol", "atol")
@@ -259,8 +250,10 @@ class AbstractImplementation(abc.ABC):
     @classmethod
     def skip(cls, task: AbstractTask, device: str) -> str | None:
         """A one-line reason why this back-end cannot run `task` on `device`, else None."""
-        if task.model.kind not in cls.model_kinds:
-            return f"{cls.name} does not build model kind '{task.model.kind}'"
+        model = task.model
+        if not isinstance(model, cls.builds):
+            bases = ", ".join(b.__name__ for b in cls.builds)
+            return f"{cls.name} does not build {model.label} (it builds subclasses of {bases})"
         if device.split(":")[0] not in cls.devices:
             return f"{cls.name} runs on {', '.join(cls.devices)} only, not {device}"
         return None

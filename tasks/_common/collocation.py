@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.core.models import AbstractModel, Params
+from harness.core.models import AbstractVectorField, Params
 from harness.core.protocols import TrainCallback
 from harness.numerics.optim import Adam
 
@@ -94,7 +94,7 @@ def collocate(
 
 
 def fit_collocation(
-    model: AbstractModel,
+    model: AbstractVectorField,
     states: np.ndarray,
     derivatives: np.ndarray,
     params: Params,

@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from harness.core.models import MLP, AbstractModel, Params
+from harness.core.models import MLP, AbstractVectorField, Params
 
 __all__ = ["HamiltonianMLP"]
 
 
 @dataclasses.dataclass(frozen=True)
-class HamiltonianMLP(AbstractModel):
+class HamiltonianMLP(AbstractVectorField):
     """H(y) = W_L tanh(... tanh(y W_0 + b_0) ...), a scalar per state; f = J grad H.
 
     **Arguments:**
@@ -47,7 +47,6 @@ class HamiltonianMLP(AbstractModel):
 
     sizes: tuple[int, ...] = (4, 64, 1)
     init_scale: float = 1.0
-    kind: ClassVar[str] = "hamiltonian"
 
     def __post_init__(self) -> None:
         if len(self.sizes) < 2 or self.sizes[-1] != 1:

@@ -1,0 +1,55 @@
+"""The task of most examples: a vector field observed along trajectories.
+
+It adds the defaults that rest on numerics to `AbstractTask`: the reference gradient by
+forward sensitivities (000 §2: the sensitivity equations, solved with SciPy's DOP853 at
+rtol = atol = 1e-12), continuum learning (001 §"continuum learning"), and the trajectory
+figure's fit window with the extrapolation windows either side.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.core.models import Params
+from harness.core.protocols import (
+    AbstractImplementation,
+    AbstractTask,
+    Dataset,
+    Predictor,
+    TrainCallback,
+    TrainResult,
+)
+from harness.numerics.metrics import trajectories
+from harness.numerics.reference import forward_sensitivity_gradient
+from harness.numerics.training import curriculum_fit
+
+__all__ = ["TrajectoryTask"]
+
+
+class TrajectoryTask(AbstractTask):
+    """A task whose model is solved from `data.y0` and compared with `data.y` at `data.t`."""
+
+    def fit(
+        self,
+        impl: AbstractImplementation,
+        params: Params,
+        *,
+        iters: int,
+        lr: float,
+        callback: TrainCallback | None = None,
+        curriculum: int = 0,
+    ) -> TrainResult:
+        """The back-end's Adam on `loss`, with continuum learning over `curriculum`,
+        2 `curriculum`, ... observations when `curriculum` > 0 (`curriculum_fit`)."""
+        if curriculum > 0:
+            return curriculum_fit(self, impl, params, iters=iters, lr=lr, step=curriculum, callback=callback)
+        return impl.train(params, iters=iters, lr=lr, callback=callback)
+
+    def reference_gradient(self, params: Params, data: Dataset) -> tuple[float, Params, str]:
+        """Forward sensitivities with DOP853 at rtol = atol = 1e-12."""
+        return forward_sensitivity_gradient(
+            self.model, params, data, rtol=1e-12, atol=1e-12, loss=self.loss, cotangent=self.loss_cotangent
+        )
+
+    def trajectories(self, predict: Predictor, data: Dataset) -> dict[str, np.ndarray]:
+        return trajectories(predict, data)
