@@ -8,7 +8,7 @@ import numpy as np
 
 from harness.core.claims import Claim
 from harness.core.models import MLP, Params
-from harness.core.protocols import Dataset, Predictor
+from harness.core.protocols import Dataset, HasEnergy, Predictor
 from harness.core.registry import register_task
 from harness.numerics.metrics import extrapolate, trajectory_metrics
 from harness.numerics.trajectory_task import TrajectoryTask
@@ -17,7 +17,7 @@ from tasks._common.physics import double_pendulum_field, double_pendulum_hamilto
 
 
 @register_task
-class DoublePendulum(TrajectoryTask):
+class DoublePendulum(TrajectoryTask, HasEnergy):
     """000 §3.4 (Example: double pendulum): Hamiltonian (3.5) with
     (m1, m2, l1, l2, g) = (1, 1, 1, 1, 9.8), q0 = (0.05, -0.05), p0 = (0, 0), 26 uniformly
     spaced observations; the neural ODE is an MLP 4-64-4 with tanh (000 §3).

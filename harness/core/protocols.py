@@ -24,6 +24,7 @@ __all__ = [
     "AbstractImplementation",
     "AbstractTask",
     "Dataset",
+    "HasEnergy",
     "Predictor",
     "TrainCallback",
     "TrainResult",
@@ -209,6 +210,19 @@ class AbstractTask(abc.ABC):
     @abc.abstractmethod
     def trajectories(self, predict: Predictor, data: Dataset) -> dict[str, np.ndarray]:
         """What the trajectory figure draws (arrays `t_obs, y_obs, t, y_true, y_pred`)."""
+
+
+class HasEnergy(abc.ABC):
+    """Capability of a task whose system conserves an energy (000 §4: the Hamiltonian).
+
+    The runner saves the energy of the truth and of the trained model along the trajectory
+    figure's times (arrays `H_true`, `H_pred` of the first batch member), so that reports draw
+    the energy figure from the results folder without importing the task.
+    """
+
+    @abc.abstractmethod
+    def hamiltonian(self, y: Any, xp: Any = None) -> Any:
+        """The energy of states `y` of shape (..., N), shape (...)."""
 
 
 class AbstractImplementation(abc.ABC):
