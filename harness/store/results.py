@@ -9,14 +9,13 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import os
 import secrets
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from harness.core.errors import UsageError
+from harness.store.atomic import write_text_atomic, write_with_atomic
 
 __all__ = [
     "RECORD_FIELDS",
@@ -34,6 +33,7 @@ RECORD_FIELDS = (
     "task",
     "impl",
     "params",
+    "resolved_params",
     "device",
     "dtype",
     "seed",
@@ -92,22 +92,9 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json_atomic(path: Path, obj: Any) -> None:
     """One JSON document, written to a temporary file and renamed into place."""
-    _atomic_write(Path(path), json.dumps(_clean(obj), allow_nan=False) + "\n")
+    write_text_atomic(Path(path), json.dumps(_clean(obj), allow_nan=False) + "\n")
 
 
 class ResultsStore:
@@ -122,12 +109,7 @@ class ResultsStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.records_path = self.dir / "records.jsonl"
         if env is not None and not (self.dir / "env.json").is_file():
-            _atomic_write(self.dir / "env.json", json.dumps(_clean(env), indent=2) + "\n")
-
-    @classmethod
-    def open(cls, directory: Path) -> ResultsStore:
-        """An existing store, for a worker that adds trajectory files to it."""
-        return cls(directory)
+            write_text_atomic(self.dir / "env.json", json.dumps(_clean(env), indent=2) + "\n")
 
     def finished_ids(self) -> set[str]:
         """`cell_id`s already recorded here (what `--resume` skips)."""
@@ -143,14 +125,9 @@ class ResultsStore:
         folder = self.dir / "trajectories"
         folder.mkdir(exist_ok=True)
         path = folder / f"{name}.npz"
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **{k: np.asarray(v, dtype=float) for k, v in arrays.items()})
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_with_atomic(
+            path, lambda fh: np.savez(fh, **{k: np.asarray(v, dtype=float) for k, v in arrays.items()})
+        )
         return str(path.relative_to(self.dir))
 
     def append(self, record: Mapping[str, Any]) -> None:
@@ -160,9 +137,9 @@ class ResultsStore:
         old = self.records_path.read_text() if self.records_path.is_file() else ""
         if old and not old.endswith("\n"):
             old += "\n"
-        _atomic_write(self.records_path, old + json.dumps(_clean(record), allow_nan=False) + "\n")
+        write_text_atomic(self.records_path, old + json.dumps(_clean(record), allow_nan=False) + "\n")
         frame = records_frame(load_records(self.dir))
-        _atomic_write(self.dir / "summary.csv", frame.to_csv(index=False))
+        write_text_atomic(self.dir / "summary.csv", frame.to_csv(index=False))
 
 
 def load_records(directory: Path | str) -> list[dict[str, Any]]:
@@ -195,7 +172,15 @@ def records_frame(records: Iterable[Mapping[str, Any]]) -> Any:
 
     rows = []
     for rec in records:
-        skip = ("params", "metrics", "env", "train_loss_history", "train_time_history", "claims")
+        skip = (
+            "params",
+            "resolved_params",
+            "metrics",
+            "env",
+            "train_loss_history",
+            "train_time_history",
+            "claims",
+        )
         row = {k: v for k, v in rec.items() if k not in skip}
         row.update({f"param.{k}": v for k, v in (rec.get("params") or {}).items()})
         row.update({f"claim.{v['claim']}": v["verdict"] for v in rec.get("claims") or []})

@@ -1,0 +1,142 @@
+"""Measuring one cell, stage by stage (in a worker process, or in-process for tests).
+
+For each cell: the task's reference gradient, first-call and steady-state timing,
+gradient error, NFE, peak memory (in a further isolated process), a training run, the
+task's metrics and the trajectories for the figures.  The record is handed to
+`checkpoint` after every stage, so that a crash, a NaN or a timeout leaves a `failed`
+record with its reason and everything measured before.  Nothing here writes into a
+results folder: the arrays for the figures are returned to the caller.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from harness.core.protocols import AbstractTask, HasEnergy
+from harness.execution.build import build_cell, build_task
+from harness.execution.measurement import measure_memory_isolated, relative_error, time_value_and_grad
+from harness.numerics.training import TrainingMonitor
+from harness.planning.cell import Cell
+from harness.planning.config import STOP_KEY
+
+__all__ = ["FAULT_VARIABLE", "energy_arrays", "measure_cell"]
+
+#: test aid: ``HARNESS_FAULT="IMPL:MODE[:STAGE]"`` makes that back-end's worker crash
+#: (killed by SIGKILL), hang, or produce NaN parameters at STAGE (default: train)
+FAULT_VARIABLE = "HARNESS_FAULT"
+
+
+def _inject_fault(cell: Cell, stage: str) -> None:
+    spec = os.environ.get(FAULT_VARIABLE, "")
+    impl, _, rest = spec.partition(":")
+    mode, _, at = rest.partition(":")
+    if impl != cell["impl"] or stage != (at or "train"):
+        return
+    if mode == "crash":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if mode == "hang":
+        time.sleep(1e6)
+
+
+def energy_arrays(task: AbstractTask, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`H_true`, `H_pred` (first batch member, along `t`) for a task with `HasEnergy`, so that
+    the energy figure is drawn from the results folder alone; else nothing."""
+    if not isinstance(task, HasEnergy) or "y_true" not in arrays or "y_pred" not in arrays:
+        return {}
+    energy = lambda y: np.asarray(task.hamiltonian(np.asarray(y)[:, 0, :], np), dtype=float)
+    return {"H_true": energy(arrays["y_true"]), "H_pred": energy(arrays["y_pred"])}
+
+
+def measure_cell(
+    cell: Cell,
+    record: dict[str, Any],
+    *,
+    repeats: int,
+    memory: bool,
+    on_train_step: Callable[[int, float], None] | None = None,
+    checkpoint: Callable[[dict[str, Any]], None] = lambda record: None,
+) -> dict[str, np.ndarray] | None:
+    """Fill `record` stage by stage, calling `checkpoint(record)` after each; returns the
+    trajectory arrays of the trained model (None without training).  Raises on failure
+    with `record["stage"]` naming the stage that failed."""
+
+    def stage(name: str) -> None:
+        record["stage"] = name
+        checkpoint(record)
+        _inject_fault(cell, name)
+
+    task, data, params = build_task(cell)
+    if os.environ.get(FAULT_VARIABLE, "").startswith(f"{cell['impl']}:nan"):
+        params = {k: np.full_like(v, np.nan) for k, v in params.items()}
+
+    stage("reference")
+    _, ref_grad, how = task.reference_gradient(task.init_params(cell["seed"]), data)
+    record["grad_reference"] = how
+
+    stage("setup")
+    impl, _ = build_cell(cell)
+    record["resolved_params"] = {**task.config, **impl.solver, **impl.config, **cell["train"]}
+
+    stage("value_and_grad")
+    timing, out = time_value_and_grad(impl, params, repeats=repeats)
+    loss, grad = impl.to_numpy(out)
+    record.update(
+        loss_init=loss,
+        grad_rel_error=relative_error(grad, ref_grad),
+        time_first_s=timing.first_s,
+        time_median_s=timing.median_s,
+        time_iqr_s=timing.iqr_s,
+        repeats=timing.repeats,
+    )
+    if not (math.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grad.values())):
+        raise FloatingPointError("non-finite loss or gradient at the initial parameters")
+
+    stage("nfe")
+    record["nfe_forward"], record["nfe_backward"] = impl.count_nfe(params)
+    record["solver_steps"] = getattr(impl, "n_steps", None)
+
+    if memory:
+        stage("memory")
+        record.update(measure_memory_isolated(cell))
+
+    stage("train")
+    train = cell["train"]
+    iters, lr = int(train["iters"]), float(train["lr"])
+    record["train_iters"] = iters
+    arrays = None
+    if iters > 0:
+        monitor = TrainingMonitor(
+            target=float(train.get("target", 0.0)),
+            budget_s=float(train.get("budget", 0.0)),
+            stop_at_target=bool(train.get(STOP_KEY, True)),
+            on_step=on_train_step,
+        )
+        result = task.fit(
+            impl, params, iters=iters, lr=lr, callback=monitor, curriculum=int(train.get("curriculum", 0))
+        )
+        history = [float(x) for x in result.loss_history]
+        record.update(train_loss_history=history, train_time_s=result.time_s, **monitor.summary())
+        bad = next((i for i, x in enumerate(history) if not math.isfinite(x)), None)
+        if bad is not None:
+            raise FloatingPointError(f"training diverged: non-finite loss at iteration {bad}")
+        final, _ = impl.value_and_grad(result.params)
+        record["train_loss_final"] = final
+        if not math.isfinite(final):
+            raise FloatingPointError(f"training diverged: non-finite loss after {len(history)} iterations")
+        stage("metrics")
+        trained = result.params
+        predict = lambda t, y0: impl.predict(trained, t, y0)
+        record["metrics"] = {**result.info, **task.metrics(predict, data, trained)}
+        stage("trajectories")
+        arrays = dict(task.trajectories(predict, data))
+        arrays.update(energy_arrays(task, arrays))
+    del record["stage"]
+    checkpoint(record)
+    return arrays

@@ -1,0 +1,122 @@
+"""The execution seam: any `Engine` plugs into `run_cells`; the parent alone writes the
+results folder; a worker dies with its parent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from harness.core.errors import one_line
+from harness.execution.engine import Engine, Job, Outcome
+from harness.execution.measure import measure_cell
+from harness.execution.runner import run_cells
+from harness.planning.matrix import plan
+from harness.store.results import ResultsStore, load_records
+
+
+class InProcessEngine(Engine):
+    """A test engine: every cell measured in this process, in reverse order."""
+
+    name = "in-process-test"
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def run(self, jobs: Sequence[Job]) -> Iterator[Outcome]:
+        for job in reversed(jobs):
+            self.seen.append(job.cell["impl"])
+            record = dict(job.record)
+            try:
+                arrays = measure_cell(job.cell, record, repeats=job.repeats, memory=job.memory)
+            except Exception as exc:
+                record.update(status="failed", reason=f"{record.pop('stage', 'run')}: {one_line(exc)}")
+                arrays = None
+            yield Outcome(job=job, record=record, arrays=arrays)
+
+
+def _cells(impls: str) -> list:
+    return plan("linear_adjoint", impls, sets={}, seeds=[0], iters=2, device="cpu", dtype="float64")
+
+
+def test_an_engine_plugs_in_and_the_parent_writes_everything(tmp_path: Path) -> None:
+    engine = InProcessEngine()
+    store = ResultsStore(tmp_path / "run", {"x": 1})
+    records = run_cells(
+        _cells("numpy-adjoint,jax-checkpoint"), store, run_id="r", env={}, repeats=1, memory=False,
+        progress=False, engine=engine,
+    )  # fmt: skip
+    assert engine.seen == ["jax-checkpoint", "numpy-adjoint"]
+    assert {r["impl"]: r["status"] for r in records} == {"jax-checkpoint": "ok", "numpy-adjoint": "ok"}
+    saved = load_records(tmp_path / "run")
+    assert [r["impl"] for r in saved] == ["jax-checkpoint", "numpy-adjoint"]  # as they finished
+    for rec in saved:
+        assert rec["env"]["engine"] == "in-process-test"
+        assert rec["claims"] and rec["resolved_params"]["iters"] == 2
+        with np.load(tmp_path / "run" / rec["trajectory_file"]) as arrays:
+            assert {"t", "y_true", "y_pred"} <= set(arrays.files)
+
+
+def test_subprocess_workers_write_nothing_into_the_results_folder(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    store = ResultsStore(out, {"x": 1})
+    before = set()
+    records = run_cells(
+        _cells("numpy-adjoint"), store, run_id="r", env={}, repeats=1, memory=False, progress=False
+    )
+    assert records[0]["status"] == "ok" and records[0]["env"]["engine"] == "subprocess"
+    written = {p.relative_to(out).as_posix() for p in out.rglob("*")} - before
+    assert written == {
+        "env.json",
+        "records.jsonl",
+        "summary.csv",
+        "trajectories",
+        records[0]["trajectory_file"],
+    }
+
+
+def _descendants_named_worker(pid: int) -> list[psutil.Process]:
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    return [c for c in children if "harness.execution.worker" in " ".join(c.cmdline())]
+
+
+def test_killing_the_parent_kills_its_worker(tmp_path: Path) -> None:
+    env = {**os.environ, "HARNESS_FAULT": "numpy-adjoint:hang:reference"}
+    cmd = [sys.executable, "-m", "harness", "run", "--task", "linear_adjoint", "--impl", "numpy-adjoint",
+           "--iters", "1", "--repeats", "1", "--no-memory", "--quiet",
+           "--out", str(tmp_path / "run")]  # fmt: skip
+    parent = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[psutil.Process] = []
+        while not workers and time.monotonic() < deadline:
+            time.sleep(0.5)
+            workers = _descendants_named_worker(parent.pid)
+        assert workers, "no worker started within 60 s"
+        worker = workers[0]
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        _, alive = psutil.wait_procs([worker], timeout=20)
+        assert not alive, f"worker {worker.pid} outlived its parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        for w in _descendants_named_worker(parent.pid):
+            w.kill()
+
+
+@pytest.mark.parametrize("bad", ["", "x"])
+def test_one_line_of_an_exception(bad: str) -> None:
+    line = one_line(ValueError(f"{bad}\nsecond line"))
+    assert "\n" not in line and line.startswith("ValueError")
