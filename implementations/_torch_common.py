@@ -16,6 +16,7 @@ import array_api_compat
 import numpy as np
 import torch
 
+from harness.core.devices import parse_device, parse_dtype
 from harness.core.models import AbstractModel, Params
 from harness.core.protocols import TrainCallback, TrainResult
 
@@ -43,12 +44,8 @@ def resolve(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
     **Raises:** `RuntimeError` with a one-line message when a CUDA device is requested
     that this torch cannot see; `ValueError` for an unknown dtype or device name.
     """
-    if dtype not in _DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose from {', '.join(_DTYPES)}")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(f"unknown device {device!r}; choose from cpu, cuda, cuda:N") from err
+    kind, index = parse_device(device)
+    dev = torch.device(kind, index) if kind == "cuda" else torch.device("cpu")
     if dev.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
@@ -56,11 +53,9 @@ def resolve(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
                 f"device {device!r} requested but torch {torch.__version__} sees no CUDA device "
                 f"(CUDA build: {torch.version.cuda or 'none'})"
             )
-        if dev.index is not None and dev.index >= count:
+        if index >= count:
             raise RuntimeError(f"device {device!r} requested but torch sees only {count} CUDA device(s)")
-    elif dev.type != "cpu":
-        raise ValueError(f"unknown device {device!r}; choose from cpu, cuda, cuda:N")
-    return dev, _DTYPES[dtype]
+    return dev, _DTYPES[parse_dtype(dtype)]
 
 
 def to_tensors(

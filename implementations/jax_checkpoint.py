@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.core.devices import parse_device
 from harness.core.models import AbstractMap, AbstractModel, AbstractVectorField, Params
 from harness.core.protocols import AbstractImplementation, TrainCallback, TrainResult
 from harness.core.registry import register_implementation
@@ -30,20 +31,17 @@ _DTYPES = ("float64", "float32")
 
 
 def jax_device(spec: str) -> Any:
-    """The JAX device named by `spec` ("cpu", "cpu:N", "cuda", "cuda:N").
+    """The JAX device named by `spec` ("cpu", "cuda", "cuda:N": `harness.core.devices.parse_device`).
 
     **Raises:** `RuntimeError` (one line) when no such device is visible to JAX.
     """
     import jax
 
-    kind, _, index = spec.partition(":")
-    if kind not in ("cpu", "cuda"):
-        raise ValueError(f"jax-checkpoint: unknown device {spec!r}; use cpu or cuda[:N]")
+    kind, i = parse_device(spec)
     try:
         devices = jax.devices(kind)
     except RuntimeError:
         devices = []
-    i = int(index or 0)
     if i >= len(devices):
         have = ", ".join(str(d) for d in jax.devices()) or "none"
         raise RuntimeError(

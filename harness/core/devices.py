@@ -1,4 +1,5 @@
-"""Device selection (``--device cpu|cuda|cuda:N``) and GPU provenance.
+"""Device and dtype names (``--device cpu|cuda|cuda:N``, ``--dtype float64|float32``): the one
+parser every layer and back-end uses, and GPU provenance.
 
 Nothing here imports a framework unless a GPU is asked for, so CPU runs stay light.
 """
@@ -13,7 +14,10 @@ from typing import Any
 
 from harness.core.errors import UsageError
 
-__all__ = ["check_device", "gpu_provenance", "parse_device"]
+__all__ = ["DTYPES", "check_device", "gpu_provenance", "parse_device", "parse_dtype"]
+
+#: floating-point precisions a run can ask for; float64 is the default for accuracy work
+DTYPES = ("float64", "float32")
 
 _DEVICE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
 
@@ -24,6 +28,13 @@ def parse_device(device: str) -> tuple[str, int]:
     if match is None or (match.group(1) == "cpu" and match.group(2) is not None):
         raise UsageError(f"unknown device '{device}'; choose from: cpu, cuda, cuda:N")
     return match.group(1), int(match.group(2) or 0)
+
+
+def parse_dtype(dtype: str) -> str:
+    """`dtype` itself when it is one of `DTYPES`; else a one-line `UsageError`."""
+    if dtype not in DTYPES:
+        raise UsageError(f"unknown dtype '{dtype}'; choose from: {', '.join(DTYPES)}")
+    return dtype
 
 
 def _torch_gpus() -> int:
