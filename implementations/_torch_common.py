@@ -6,8 +6,6 @@ This module imports torch at import time; the back-end modules import it lazily 
 
 from __future__ import annotations
 
-import itertools
-import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,7 +22,6 @@ __all__ = [
     "VectorField",
     "adam_train",
     "resolve",
-    "rk4_schedule",
     "rk4_solve",
     "saved_tensor_bytes",
     "to_numpy_params",
@@ -106,25 +103,12 @@ class VectorField(torch.nn.Module):
         self.track_vjps = track_vjps
 
 
-def rk4_schedule(times: Sequence[float], dt: float) -> list[tuple[float, int]]:
-    """`(h, n)` per observation interval [t_{i-1}, t_i]: ``n = ceil(|t_i - t_{i-1}| / dt)``
-    equal steps of signed size ``h = (t_i - t_{i-1}) / n`` (a relative slack of 1e-9 keeps
-    0.1 / 0.01 = 10.000000000000002 at 10 steps)."""
-    if not dt > 0:
-        raise ValueError(f"dt must be positive, got {dt}")
-    schedule = []
-    for t0, t1 in itertools.pairwise(times):
-        delta = float(t1) - float(t0)
-        n = max(1, math.ceil(abs(delta) / dt * (1.0 - 1e-9)))
-        schedule.append((delta / n, n))
-    return schedule
-
-
 def rk4_solve(
     f: Callable[[Any, torch.Tensor], torch.Tensor], y0: torch.Tensor, schedule: Sequence[tuple[float, int]]
 ) -> torch.Tensor:
-    """Classical RK4 (002 §3.1), fixed steps from `rk4_schedule`; states at the interval
-    ends, shape ``(len(schedule) + 1,) + y0.shape``.  `f` is autonomous (its `t` is None).
+    """Classical RK4 (002 §3.1), fixed steps from `harness.numerics.schedule.step_schedule`;
+    states at the interval ends, shape ``(len(schedule) + 1,) + y0.shape``.  `f` is
+    autonomous (its `t` is None).
 
     y_{n+1} = y_n + h/6 (k1 + 2 k2 + 2 k3 + k4), k1 = f(y_n), k2 = f(y_n + h/2 k1),
     k3 = f(y_n + h/2 k2), k4 = f(y_n + h k3).  Every operation is recorded by autograd, so

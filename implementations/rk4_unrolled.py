@@ -8,6 +8,7 @@ import numpy as np
 
 from harness.core.models import AbstractMap, AbstractVectorField
 from harness.core.registry import register_implementation
+from harness.numerics.schedule import step_schedule
 from implementations._torch_base import AbstractTorchImplementation
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ class RK4Unrolled(AbstractTorchImplementation):
 
     def setup_solver(self) -> None:
         self.dt = float(self.solver["dt"])
-        self._schedule = self._tc.rk4_schedule(np.asarray(self.data.t).tolist(), self.dt)
+        self._schedule = step_schedule(np.asarray(self.data.t).tolist(), self.dt)
         #: total RK4 steps over the data's observation intervals
         self.n_steps: int | None = sum(n for _, n in self._schedule)
         if isinstance(self.field.model, AbstractMap):  # applied, not integrated: no RK4 steps
@@ -46,5 +47,5 @@ class RK4Unrolled(AbstractTorchImplementation):
     def _solve(self, native: dict[str, torch.Tensor], times: torch.Tensor, y0: torch.Tensor) -> torch.Tensor:
         field = self.field
         field.params = native
-        schedule = self._schedule if times is self._t else self._tc.rk4_schedule(times.tolist(), self.dt)
+        schedule = self._schedule if times is self._t else step_schedule(times.tolist(), self.dt)
         return self._tc.rk4_solve(field.forward, y0, schedule)
