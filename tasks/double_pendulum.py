@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.claims import Claim
+from harness.core.claims import Claim, fit_claim
 from harness.core.models import MLP, Params
 from harness.core.protocols import Dataset, HasEnergy, Predictor
 from harness.core.registry import register_task
@@ -48,23 +48,19 @@ class DoublePendulum(TrajectoryTask, HasEnergy):
     }
     train_defaults = {"iters": 500, "lr": 1e-2, "target": 2e-5, "budget": 120.0}
     claims = (
-        Claim(
+        fit_claim(
             "fit",
             "000 §3.4, Fig. 8",
             "follows the true solution inside the training interval [0, 0.25]",
             "Fig. 8: curves on top of each other",
-            "fit_rmse_relative",
-            "<=",
             0.05,
             "5% of the signal's RMS is indistinguishable at the scale of Fig. 8",
         ),
-        Claim(
+        fit_claim(
             "extrapolates-forward",
             "000 §3.4, Fig. 9",
             "replicates the aperiodic behaviour outside the training interval",
             "Fig. 9: forward branch follows",
-            "extrap_forward_rmse_relative",
-            "<=",
             0.1,
             "10% of the window's RMS over one more window length (0.25 s)",
             finding=(

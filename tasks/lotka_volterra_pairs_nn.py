@@ -36,6 +36,21 @@ class LotkaVolterraPairsNN(PairsTask):
 
     name = "lotka_volterra_pairs_nn"
     source = "002 §3.2"
+    check_tolerances = {
+        "reference_loss": (
+            1e-7,
+            "the reference's adjoint runs at rtol = atol = 1e-10, not 1e-12 (measured 5e-9 from"
+            " the check's DOP853 at 1e-12)",
+        ),
+        "gradient": (
+            5e-3,
+            "the ReLU field is not differentiable where a unit switches; the sensitivities jump"
+            " there and gradients converge at first order only (measured at rtol = 1e-7:"
+            " numpy-adjoint 2.9e-4, torch-adjoint 2.3e-4, rk4-unrolled 5.1e-5 with 100 steps per"
+            " pair; jax-checkpoint 2.2e-3, the exact gradient of its discrete solution, about 4"
+            " Tsit5 steps per pair)",
+        ),
+    }
     train_defaults = {"iters": 1000, "lr": 1e-3, "target": 1e-4, "budget": 300.0}
     claims = (
         Claim(

@@ -4,25 +4,34 @@ Two tasks share data, loss, metrics and training defaults: `odenet_digits` (an O
 an `MLP` field) and `resnet_digits` (residual blocks of the same width, a discrete
 `AbstractMap`).  The default data is scikit-learn's handwritten digits (`load_digits`, 1797
 real 8x8 images that ship inside the scikit-learn wheel), because MNIST cannot be downloaded
-here; `--set data_dir=PATH` reads the four MNIST IDX files from PATH instead.
+here; `--set data_dir=PATH` reads the four MNIST IDX files from PATH instead
+(`tasks._common.idx`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import gzip
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import array_api_compat
 import numpy as np
 
 from harness.core.claims import Claim
 from harness.core.errors import UsageError
-from harness.core.models import MLP, AbstractMap, AbstractModel, Params, flatten, unflatten
+from harness.core.models import (
+    MLP,
+    AbstractMap,
+    AbstractModel,
+    AbstractVectorField,
+    Params,
+    flatten,
+    unflatten,
+)
 from harness.core.protocols import AbstractTask, Dataset, Predictor
 from harness.core.registry import register_task
+from tasks._common.idx import MNIST_FILES, DataDirError, check_data_dir, idx_image_shape, read_idx
 
 __all__ = [
     "MNIST_FILES",
@@ -42,78 +51,13 @@ __all__ = [
 
 #: the classes of both data sets (digits 0-9): the logits are the first 10 state coordinates
 N_CLASSES = 10
-#: the standard MNIST file names (each may also be gzipped, with a `.gz` suffix)
-MNIST_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
 #: training images of MNIST used when `n_train` is 0 (automatic)
 MNIST_TRAIN_CAP = 10000
 #: 003 §4: test accuracy after the last of 50 epochs on MNIST ("Epoch 0049 ... Test Acc")
 REPORTED_003 = {"odenet": 0.9958, "resnet": 0.9952}
 
-#: IDX type codes (the third byte of the magic number) and the big-endian dtypes they name
-_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-class DataDirError(UsageError, FileNotFoundError):
-    """`data_dir` is missing or lacks an MNIST file: one line naming the path and the files
-    expected (a `UsageError`, so the command line prints it without a traceback)."""
-
 
 # ----------------------------------------------------------------------------- data
-
-
-def read_idx(path: str | Path) -> np.ndarray:
-    """An array from an IDX file (the MNIST format), gzipped when the name ends in `.gz`.
-
-    The header is two zero bytes, a type code (0x08 unsigned byte, 0x09 signed byte, 0x0B
-    int16, 0x0C int32, 0x0D float32, 0x0E float64), the number of dimensions d, then d
-    big-endian uint32 sizes; the data follow in C order, big-endian.
-
-    **Raises:** `ValueError` (one line naming the file) on a malformed header or size.
-    """
-    path = Path(path)
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"'{path}' is not an IDX file: bad magic number {raw[:4].hex() or 'none'}")
-    dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"'{path}' is not an IDX file: header cut short")
-    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = header + dtype.itemsize * int(np.prod(shape, dtype=np.int64))
-    if len(raw) != expected:
-        raise ValueError(f"'{path}': {len(raw)} bytes, the header {shape} needs {expected}")
-    data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
-    return data.astype(dtype.newbyteorder("="))
-
-
-def _idx_path(directory: Path, name: str) -> Path:
-    """`directory/name` or `directory/name.gz`, whichever exists (the plain file first)."""
-    for candidate in (directory / name, directory / f"{name}.gz"):
-        if candidate.is_file():
-            return candidate
-    raise DataDirError(
-        f"no MNIST file '{name}' (or '{name}.gz') in '{directory}'; "
-        f"data_dir must hold {', '.join(MNIST_FILES)} (each optionally .gz)"
-    )
-
-
-def check_data_dir(data_dir: str | Path) -> dict[str, Path]:
-    """The paths of the four MNIST files in `data_dir`.
-
-    **Raises:** `DataDirError` (one line) naming the directory and the files expected.
-    """
-    directory = Path(data_dir).expanduser()
-    if not directory.is_dir():
-        raise DataDirError(
-            f"data_dir '{directory}' is not a directory; it must hold the MNIST files "
-            f"{', '.join(MNIST_FILES)} (each optionally .gz)"
-        )
-    return {name: _idx_path(directory, name) for name in MNIST_FILES}
 
 
 def average_pool(images: np.ndarray, pool: int) -> np.ndarray:
@@ -316,6 +260,8 @@ class OdenetDigits(AbstractTask):
     """
 
     name = "odenet_digits"
+    #: `harness.testing.check_task`: 40 training and 20 test images, width 16
+    check_options: ClassVar[dict[str, Any]] = {"n_train": 40, "n_test": 20, "width": 16}
     source = "003 §3.2, §4"
     options: ClassVar[dict[str, Any]] = {
         "data_dir": "",
@@ -369,13 +315,7 @@ class OdenetDigits(AbstractTask):
     def n_features(self) -> int:
         """Pixels per pooled image: the state dimension N."""
         if self.data_dir:
-            path = check_data_dir(self.data_dir)[MNIST_FILES[0]]
-            opener = gzip.open if path.suffix == ".gz" else open
-            with opener(path, "rb") as fh:
-                header = fh.read(16)
-            if len(header) < 16 or header[3] != 3:
-                raise ValueError(f"'{path}' is not an IDX file of images (3 dimensions)")
-            rows, cols = np.frombuffer(header, dtype=">u4", count=2, offset=8)
+            rows, cols = idx_image_shape(check_data_dir(self.data_dir)[MNIST_FILES[0]])
         else:
             rows = cols = 8
         return int(rows) // self.pool_size * (int(cols) // self.pool_size)
@@ -421,8 +361,9 @@ class OdenetDigits(AbstractTask):
         B (1 + M) N equations, about 10^9 here."""
         from harness.numerics.reference import adjoint_reference_gradient
 
+        model = cast(AbstractVectorField, self.model)  # the ODE block (`ResnetDigits` has its own)
         return adjoint_reference_gradient(
-            self.model, params, data, rtol=1e-12, atol=1e-12, loss=self.loss, cotangent=self.loss_cotangent
+            model, params, data, rtol=1e-12, atol=1e-12, loss=self.loss, cotangent=self.loss_cotangent
         )
 
     # -- metrics ------------------------------------------------------------------------------

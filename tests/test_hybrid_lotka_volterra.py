@@ -11,18 +11,12 @@ from conftest import backend, problem, rel_error
 
 from harness.core import registry
 from harness.core.models import Parametric, Params, flatten, unflatten
+from harness.numerics.training import curriculum_stages
+from tasks._common.hybrid_lv import MECHANISTIC, TRUTH, formula_model, true_field
+from tasks._common.predation import effective_power
 from tasks._common.symbolic import Monomial, best_subset, design_matrix, stlsq
-from tasks.hybrid_lotka_volterra import (
-    MECHANISTIC,
-    TRUTH,
-    HybridLotkaVolterra,
-    _Variant,
-    curriculum_stages,
-    effective_power,
-    formula_model,
-    frozen_model,
-    true_field,
-)
+from tasks._common.variants import frozen_model
+from tasks.hybrid_lotka_volterra import HybridLotkaVolterra, _Variant
 
 RNG = np.random.default_rng(4)
 #: positive states in the range the trajectory visits (rabbit 0.08-2, cat 0.08-3.2)

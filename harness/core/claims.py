@@ -27,8 +27,11 @@ from typing import Any, Literal, TypeGuard
 
 __all__ = [
     "FAILING",
+    "FIT_CLAIMS",
     "Claim",
     "Verdict",
+    "fit_claim",
+    "format_value",
     "judge",
     "judge_record",
     "verdict_rows",
@@ -88,7 +91,7 @@ class Claim:
     def test(self) -> str:
         """The test in words, e.g. ``fit_rmse_relative <= 0.05``."""
         value = f"{self.metric} / {self.ratio_to}" if self.ratio_to else self.metric
-        return f"{value} {self.op} {_format(self.threshold)}"
+        return f"{value} {self.op} {format_value(self.threshold)}"
 
     def measure(self, metrics: Mapping[str, Any]) -> Any:
         """The tested value from a record's metrics, or None when it is missing or not finite."""
@@ -108,6 +111,25 @@ class Claim:
         return measured is not None and bool(_OPS[self.op](measured, self.threshold))
 
 
+#: the trajectory-fit claims many tasks declare: id -> (the `trajectory_metrics` metric
+#: it tests, the comparison); `fit_claim` builds them
+FIT_CLAIMS: dict[str, tuple[str, Comparison]] = {
+    "fit": ("fit_rmse_relative", "<="),
+    "extrapolates-forward": ("extrap_forward_rmse_relative", "<="),
+    "fails-backward": ("extrap_backward_rmse_relative", ">="),
+}
+
+
+def fit_claim(
+    id: str, source: str, claim: str, document: str, threshold: float, why: str, *, finding: str | None = None
+) -> Claim:
+    """A trajectory-fit claim: `id` (a key of `FIT_CLAIMS`) names its metric and comparison,
+    e.g. ``fit_claim("fit", ..., 0.05, ...)`` tests ``fit_rmse_relative <= 0.05``; the other
+    arguments are `Claim`'s."""
+    metric, op = FIT_CLAIMS[id]
+    return Claim(id, source, claim, document, metric, op, threshold, why, finding=finding)
+
+
 @dataclasses.dataclass(frozen=True)
 class Verdict:
     """A claim judged on one record: `verdict` is one of the module's six words."""
@@ -125,11 +147,12 @@ def _finite(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _format(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A measured figure for a verdict table: 3 significant digits, lists joined."""
     if isinstance(value, float):
         return f"{value:.3g}"
     if isinstance(value, list):
-        return ", ".join(_format(v) for v in value)
+        return ", ".join(format_value(v) for v in value)
     return str(value)
 
 
@@ -148,7 +171,7 @@ def judge(claim: Claim, record: Mapping[str, Any]) -> Verdict:
         # an under-trained model is no evidence either way (it "fails backward" trivially)
         budget = record.get("train_budget_s")
         return Verdict(
-            claim.id, "NOT REACHED", measured, f"training stopped by its budget of {_format(budget)} s"
+            claim.id, "NOT REACHED", measured, f"training stopped by its budget of {format_value(budget)} s"
         )
     if claim.holds(measured):
         return Verdict(claim.id, "PASS", measured)
@@ -158,8 +181,18 @@ def judge(claim: Claim, record: Mapping[str, Any]) -> Verdict:
 
 
 def judge_record(claims: Iterable[Claim], record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Every claim judged on `record`, as JSON-able dicts (the record's `claims` field)."""
-    return [judge(claim, record).as_dict() for claim in claims]
+    """Every claim judged on `record`, as JSON-able dicts (the record's `claims` field), with
+    the claim's source, document figure and test, so that a results folder describes its
+    verdicts without the task."""
+    return [
+        {
+            **judge(claim, record).as_dict(),
+            "source": claim.source,
+            "document": claim.document,
+            "test": claim.test,
+        }
+        for claim in claims
+    ]
 
 
 def verdict_rows(
@@ -182,7 +215,7 @@ def verdict_rows(
                     "document": claim.document,
                     "test": claim.test,
                     "impl": str(record.get("impl")),
-                    "measured": "" if measured is None else _format(measured),
+                    "measured": "" if measured is None else format_value(measured),
                     "verdict": str(verdict.get("verdict")),
                     "note": str(verdict.get("note") or ""),
                 }

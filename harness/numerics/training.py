@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.core.protocols import AbstractImplementation, AbstractTask, Dataset, TrainCallback, TrainResult
 
-__all__ = ["TrainingMonitor", "curriculum_fit", "curriculum_stages", "head"]
+__all__ = ["TrainingMonitor", "curriculum_fit", "curriculum_stages", "head", "offset_callback"]
 
 
 @dataclasses.dataclass
@@ -91,7 +91,8 @@ def head(data: Dataset, k: int) -> Dataset:
     return Dataset(t=data.t[:k], y=data.y[:k], y0=data.y0, y_true=data.y_true[:k], truth=data.truth)
 
 
-def _offset(callback: TrainCallback, offset: int) -> TrainCallback:
+def offset_callback(callback: TrainCallback, offset: int) -> TrainCallback:
+    """`callback` with its iteration shifted by `offset` (a later stage continues the count)."""
     return lambda i, loss: callback(offset + i, loss)
 
 
@@ -121,7 +122,7 @@ def curriculum_fit(
     for k, n in zip(stages, share, strict=True):
         last = k == impl.data.n_obs
         backend = impl if last else impl.rebuild(task, head(impl.data, k))
-        cb = None if callback is None else _offset(callback, len(history))
+        cb = None if callback is None else offset_callback(callback, len(history))
         if isinstance(callback, TrainingMonitor):
             callback.armed = last
         result = backend.train(params, iters=n, lr=lr, callback=cb)

@@ -12,24 +12,15 @@ value without secular drift, which is what the metrics show.)
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["implicit_midpoint", "step_schedule"]
+from harness.numerics.schedule import step_schedule
+
+__all__ = ["implicit_midpoint"]
 
 Field = Callable[[np.ndarray], np.ndarray]
-
-
-def step_schedule(times: np.ndarray, dt: float) -> list[tuple[float, int]]:
-    """`(h, n)` per interval [t_{i-1}, t_i]: n = ceil(|t_i - t_{i-1}| / dt) equal steps of
-    signed size h (the RK4 back-end's rule, so output times are hit exactly)."""
-    out = []
-    for t_a, t_b in itertools.pairwise(times):
-        n = max(1, int(np.ceil(abs(t_b - t_a) / dt - 1e-12)))
-        out.append(((t_b - t_a) / n, n))
-    return out
 
 
 def implicit_midpoint(
