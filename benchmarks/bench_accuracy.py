@@ -13,6 +13,7 @@ from typing import Any
 from benchmarks import common
 
 with common.safe_import():
+    from harness.core.errors import one_line
     from harness.execution.build import build_task
     from harness.execution.measurement import relative_error
 
@@ -33,7 +34,7 @@ def measure(task: str, impl: str) -> Entry:
         _, grad = backend.value_and_grad(params)
         nfe_forward, nfe_backward = backend.count_nfe(params)
     except Exception as exc:  # one failing cell must not hide the others
-        return {"error": common.one_line(exc)}
+        return {"error": one_line(exc)}
     return {
         "grad_rel_error": relative_error(grad, ref_grad),
         "nfe_forward": float(nfe_forward),

@@ -113,12 +113,6 @@ def build(task: str, impl: str) -> tuple[AbstractImplementation, Params]:
     return build_cell(make_cell(task, impl))
 
 
-def one_line(exc: BaseException) -> str:
-    """`TypeName: first line of the message`."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
 def key(task: str, impl: str) -> str:
     """The key of one cell in a `setup_cache` dictionary."""
     return f"{task}/{impl}"

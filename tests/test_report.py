@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -14,7 +15,9 @@ import pytest
 pytest.importorskip("matplotlib")
 pytest.importorskip("seaborn")
 
+from harness.core.claims import Claim, judge_record
 from harness.reporting import figures, html_report
+from harness.reporting.figures import catalog, style
 
 IMPLS = ("jax-checkpoint", "numpy-adjoint", "rk4-unrolled", "torch-adjoint")
 ENV = {
@@ -30,9 +33,9 @@ ENV = {
 @pytest.fixture(autouse=True, scope="module")
 def _low_resolution() -> Any:
     """Small PNGs keep the test fast; the drawing code is the same."""
-    saved, figures.DPI = figures.DPI, 40
+    saved, style.DPI = style.DPI, 40
     yield
-    figures.DPI = saved
+    style.DPI = saved
 
 
 def record(task: str, impl: str, **fields: Any) -> dict[str, Any]:
@@ -69,8 +72,11 @@ def record(task: str, impl: str, **fields: Any) -> dict[str, Any]:
     return rec
 
 
-def with_trajectory(rec: dict[str, Any], run_dir: Path, n_state: int, seed: int = 0) -> dict[str, Any]:
-    """Write a trajectory file for `rec` (backward + training + forward window) and point to it."""
+def with_trajectory(
+    rec: dict[str, Any], run_dir: Path, n_state: int, seed: int = 0, energy: bool = False
+) -> dict[str, Any]:
+    """Write a trajectory file for `rec` (backward + training + forward window) and point to
+    it; with `energy`, the file holds `H_true` and `H_pred` too (a task that has an energy)."""
     rng = np.random.default_rng(seed)
     t = np.linspace(-1.0, 2.0, 31)
     phase = np.arange(n_state)[None, None, :]
@@ -79,14 +85,17 @@ def with_trajectory(rec: dict[str, Any], run_dir: Path, n_state: int, seed: int 
     inside = (t >= 0) & (t <= 1)
     name = f"trajectories/{rec['task']}__{rec['impl']}__{len(list(run_dir.glob('trajectories/*')))}.npz"
     (run_dir / "trajectories").mkdir(exist_ok=True)
-    np.savez(
-        run_dir / name,
-        t_obs=t[inside],
-        y_obs=y_true[inside],
-        t=t,
-        y_true=y_true,
-        y_pred=y_pred,
-    )
+    arrays: dict[str, Any] = {
+        "t_obs": t[inside],
+        "y_obs": y_true[inside],
+        "t": t,
+        "y_true": y_true,
+        "y_pred": y_pred,
+    }
+    if energy:
+        arrays["H_true"] = 0.5 * np.sum(y_true[:, 0, :] ** 2, axis=-1)
+        arrays["H_pred"] = 0.5 * np.sum(y_pred[:, 0, :] ** 2, axis=-1)
+    np.savez(run_dir / name, **arrays)
     rec["trajectory_file"] = name
     return rec
 
@@ -99,8 +108,11 @@ def full_records(run_dir: Path) -> list[dict[str, Any]]:
     for impl in IMPLS:
         for seed in range(3):
             history = list(np.exp(-0.3 * np.arange(10)) * (1 + 0.1 * seed))
-            rec = record("double_pendulum", impl, seed=seed, train_loss_history=history)
-            records.append(with_trajectory(rec, run_dir, 4, seed) if seed == 0 else rec)
+            times = list(np.geomspace(0.01, 1.0, 10))
+            rec = record(
+                "double_pendulum", impl, seed=seed, train_loss_history=history, train_time_history=times
+            )
+            records.append(with_trajectory(rec, run_dir, 4, seed, energy=True) if seed == 0 else rec)
         rec = record("lotka_volterra", impl, train_loss_history=[1.0, 0.5, 0.2])
         records.append(with_trajectory(rec, run_dir, 2))
         for value in (1e-4, 1e-6):  # work-precision sweep
@@ -122,8 +134,8 @@ def write_records(run_dir: Path, records: list[dict[str, Any]]) -> None:
     (run_dir / "env.json").write_text(json.dumps(ENV))
 
 
-def is_png(path: Path) -> bool:
-    return path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def is_png(path: Path | None) -> bool:
+    return path is not None and path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +159,7 @@ def test_every_figure_written_when_its_data_exist(full_report: tuple[Path, dict[
         "pareto",
     }
     assert expected <= set(paths)
-    assert "hamiltonian-lotka_volterra" not in paths  # not a pendulum task
+    assert "hamiltonian-lotka_volterra" not in paths  # its trajectory files hold no energy
     for name in expected:
         assert is_png(paths[name]), name
         assert paths[name].parent == tmp_path / "figures"
@@ -193,14 +205,18 @@ def test_memory_exponents_recover_known_slopes() -> None:
             assert abs(exps[("lotka_volterra", impl, kind)] - k) < 1e-9
 
 
-def test_memory_exponents_fill_the_default_horizon_from_the_task() -> None:
-    """A default-horizon record carries no t1; the task's default (10) joins the sweep."""
-    records = [record("lotka_volterra", "rk4-unrolled", peak_framework_bytes=10.0 * 1e4)]
+def test_memory_exponents_read_the_default_horizon_from_the_resolved_params() -> None:
+    """A default-horizon record gives no t1 in `params`; its `resolved_params` (the task's
+    default, 10, filled in) put it in the sweep."""
+    default = record("lotka_volterra", "rk4-unrolled", peak_framework_bytes=10.0 * 1e4)
+    default["resolved_params"] = {**default["params"], "t1": 10.0, "n_obs": 50}
     rec = record("lotka_volterra", "rk4-unrolled", peak_framework_bytes=40.0 * 1e4)
     rec["params"] = {**rec["params"], "t1": 40.0}
-    records.append(rec)
-    k = figures.memory_exponents(records)[("lotka_volterra", "rk4-unrolled", "framework")]
+    rec["resolved_params"] = {**rec["params"], "n_obs": 200}
+    k = figures.memory_exponents([default, rec])[("lotka_volterra", "rk4-unrolled", "framework")]
     assert math.isclose(k, 1.0, abs_tol=1e-9)
+    # an old record without `resolved_params` is read from its `params`
+    assert figures.effective_params(record("linear", "rk4-unrolled")) == {"dt": 0.1, "iters": 5, "lr": 0.01}
 
 
 def test_html_is_self_contained(full_report: tuple[Path, dict[str, Path]]) -> None:
@@ -223,7 +239,10 @@ def test_a_failing_figure_does_not_stop_the_report(tmp_path: Path, monkeypatch: 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("boom in the loss figure")
 
-    monkeypatch.setattr(figures, "loss_figure", broken)
+    spec = catalog.FIGURES["loss"]
+    monkeypatch.setitem(
+        catalog.FIGURES, "loss", catalog.FigureSpec("loss", spec.caption, broken, order=spec.order)
+    )
     records = [record("lotka_volterra", impl, train_loss_history=[1.0, 0.5]) for impl in IMPLS]
     paths = html_report.write_report(tmp_path, records)
     assert "loss" not in paths and is_png(paths["bars"]) and is_png(paths["pareto"])
@@ -269,9 +288,36 @@ def test_metrics_one_table_per_task_and_text_metrics_listed() -> None:
     assert _differs("metric.formula", "a", "b") == "metric.formula: 'a' vs 'b'"
 
 
+CLAIMS = (
+    Claim("fit", "000 §3.2, Fig. 3", "keeps up", "Fig. 3", "fit_rmse_relative", "<=", 0.05, "5%"),
+    Claim(
+        "extrapolates-forward",
+        "000 §3.2, Fig. 4",
+        "forward",
+        "Fig. 4",
+        "extrap_forward_rmse_relative",
+        "<=",
+        0.1,
+        "10%",
+    ),
+    Claim(
+        "fails-backward",
+        "000 §3.2, Fig. 4",
+        "fails backward",
+        "Fig. 4: backward branch departs",
+        "extrap_backward_rmse_relative",
+        ">=",
+        0.2,
+        "a fifth",
+        finding="the trained model follows the truth backward too: the report's failure is not reproduced",
+    ),
+)
+
+
 def test_reports_open_with_the_claims_verdicts_and_draw_time_to_target(tmp_path: Path) -> None:
-    """'Does it reproduce the source?' comes before the timing tables, in markdown and HTML;
-    the loss-against-wall-time figure marks the target and the budget."""
+    """'Does it reproduce the source?' comes before the timing tables, in markdown and HTML,
+    from the verdicts the records hold; the loss-against-wall-time figure marks the target
+    and the budget."""
     records = []
     for i, impl in enumerate(IMPLS):
         history = list(np.geomspace(1.0, 1e-4, 20))
@@ -296,6 +342,7 @@ def test_reports_open_with_the_claims_verdicts_and_draw_time_to_target(tmp_path:
                 train_time_to_target_s=None if stopped == "budget" else times[14],
             )
         )
+        records[-1]["claims"] = judge_record(CLAIMS, records[-1])
     write_records(tmp_path, records)
     paths = html_report.write_report(tmp_path)
     assert is_png(paths["time-to-target-lotka_volterra"])
@@ -306,3 +353,94 @@ def test_reports_open_with_the_claims_verdicts_and_draw_time_to_target(tmp_path:
     assert "KNOWN FAIL" in markdown and "the report's failure is not reproduced" in markdown
     page = (tmp_path / "report.html").read_text()
     assert page.index("Does it reproduce the source?") < page.index("<h2>Results</h2>")
+
+
+def test_every_registered_figure_has_a_caption_and_is_in_the_html(
+    full_report: tuple[Path, dict[str, Path]],
+) -> None:
+    """The figure registry is what the report draws: each figure, with its caption."""
+    tmp_path, paths = full_report
+    page = (tmp_path / "report.html").read_text()
+    assert list(figures.FIGURES) and len({s.name for s in figures.FIGURES.values()}) == len(figures.FIGURES)
+    for name, spec in figures.FIGURES.items():
+        assert spec.name == name and len(spec.caption.split()) >= 10, name
+        drawn = [p for p in paths if p == name or (spec.per_task and p.startswith(f"{name}-"))]
+        assert drawn, f"figure {name} not drawn from the full synthetic folder"
+        for key in drawn:
+            assert f'<figure id="{key}">' in page
+        assert html.escape(spec.caption) in page, name
+    # the file names stay as they were
+    for key in (
+        "trajectory-double_pendulum",
+        "hamiltonian-double_pendulum",
+        "time-to-target-double_pendulum",
+    ):
+        assert paths[key].name == f"{key}.png"
+    assert {paths[k].name for k in ("loss", "bars", "work_precision", "memory_scaling", "pareto")} == {
+        "loss.png",
+        "bars.png",
+        "work_precision.png",
+        "memory_scaling.png",
+        "pareto.png",
+    }
+
+
+def test_a_folder_is_drawn_without_the_task_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reporting reads only the folder: the task registry unusable, a task this install
+    does not know, and the energy figure for a task whose name says nothing of pendulums
+    because its trajectory files hold H_true and H_pred."""
+    import sys
+
+    from harness.core import registry
+
+    def refuse() -> None:
+        raise RuntimeError("reporting must not discover tasks")
+
+    monkeypatch.setattr(registry, "discover", refuse)
+    monkeypatch.setattr(registry, "TASKS", {})
+    before = set(sys.modules)
+    records = []
+    for impl in IMPLS:
+        rec = record("spring", impl, train_loss_history=[1.0, 0.5, 0.2], metrics={"fit_rmse_relative": 0.01})
+        rec["resolved_params"] = {**rec["params"], "t1": 10.0}
+        rec["claims"] = judge_record(CLAIMS[:1], rec)
+        records.append(with_trajectory(rec, tmp_path, 2, energy=True))
+        rec = record("plain", impl)
+        records.append(with_trajectory(rec, tmp_path, 2))
+    write_records(tmp_path, records)
+    paths = html_report.write_report(tmp_path)
+    assert is_png(paths["hamiltonian-spring"]) and is_png(paths["trajectory-spring"])
+    assert "hamiltonian-plain" not in paths and is_png(paths["trajectory-plain"])
+    page = paths["html"].read_text()
+    assert '<figure id="hamiltonian-spring">' in page and "PASS 0.01" in page
+    assert not [m for m in set(sys.modules) - before if m == "tasks" or m.startswith("tasks.")]
+
+
+def test_verdicts_are_the_recorded_ones_unless_the_caller_passes_claims(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recorded verdicts by default; re-judged with the claims a caller passes (the claims
+    as declared now); computed once per report."""
+    from harness.reporting.tables import Verdicts, format_records, verdict_counts
+
+    rec = record("lotka_volterra", "numpy-adjoint", metrics={"fit_rmse_relative": 0.03})
+    rec["claims"] = judge_record(CLAIMS[:1], rec)
+    records = [rec, record("other", "numpy-adjoint")]  # a record without claims
+    assert verdict_counts(records) == {"PASS": 1}
+    stricter = (Claim("fit", "§1", "fits", "Fig. 1", "fit_rmse_relative", "<=", 0.01, "1%"),)
+    assert verdict_counts(records, {"lotka_volterra": stricter}) == {"FAIL": 1}
+    text = format_records(records, claims={"lotka_volterra": stricter})
+    row = next(line for line in text.splitlines() if line.startswith("| lotka_volterra | fit "))
+    assert "| §1 " in row and "FAIL 0.03" in row
+    calls = []
+    original = Verdicts.of.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[Verdicts], *args: Any, **kwargs: Any) -> Verdicts:
+        calls.append(args)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Verdicts, "of", classmethod(counting))
+    paths = html_report.write_report(tmp_path, records, claims={"lotka_volterra": stricter})
+    assert len(calls) == 1
+    for name in ("markdown", "html"):
+        assert "FAIL 0.03" in paths[name].read_text()

@@ -126,7 +126,7 @@ def vendor(html_dir: Path | str, *, cache: Path | str | None = None) -> list[str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m harness.reporting.asvhtml", description=__doc__.splitlines()[0]
+        prog="python -m harness.reporting.asvhtml", description=(__doc__ or "").splitlines()[0]
     )
     parser.add_argument("html_dir", type=Path, nargs="?", default=Path(".asv/html"))
     args = parser.parse_args(argv)

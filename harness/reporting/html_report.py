@@ -2,8 +2,10 @@
 markdown summary `<dir>/report.md` and a self-contained `<dir>/report.html` (figures as
 base64 data URIs, CSS inline: one file to mail or archive).
 
-A figure that fails is one line in the report; the others and the tables still come out.
-Every file is written atomically (a temporary file, then os.replace).
+The figures are the registered ones (`harness.reporting.figures.FIGURES`, each with its
+caption). A figure that fails is one line in the report; the others and the tables still
+come out. The claims' verdicts are computed once per report, from the records (see
+`harness.reporting.tables.Verdicts`). Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -14,23 +16,16 @@ import importlib.util
 import json
 import logging
 import math
-import os
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import one_line
 from harness.reporting import figures
-from harness.reporting.tables import (
-    format_records,
-    metrics_by_task,
-    reproduction_table,
-    reproduction_wide,
-    text_metrics,
-    verdict_notes,
-)
-from harness.reporting.time_to_target_figure import time_to_target_figure
+from harness.reporting.params import varying_params
+from harness.reporting.tables import ClaimsByTask, Verdicts, format_records, metrics_by_task, text_metrics
+from harness.store.atomic import write_text_atomic
 from harness.store.results import load_records, records_frame
 
 __all__ = ["FigureResult", "build_figures", "write_report"]
@@ -58,54 +53,6 @@ SUMMARY_COLUMNS = (
     ("train_loss_final", "loss final", None),
     ("train_time_s", "train s", None),
 )
-
-CAPTIONS = {
-    "trajectory": (
-        "Trajectory of the trained model (dashed, one column per back-end, one row per state "
-        "component) against the truth (black) for the first batch member; circles are the "
-        "observations, the shaded band the training window. Outside it the model extrapolates "
-        "backward and forward in time. The y-range is the truth's: a model that leaves the "
-        "frame has diverged."
-    ),
-    "hamiltonian": (
-        "Hamiltonian of the true trajectory (black) and of each trained neural ODE (left), and "
-        "its drift |H(t) - H(t0)| from the initial energy on a log scale (right). The truth "
-        "conserves H up to the solver's error; an MLP vector field does not."
-    ),
-    "time_to_target": (
-        "Training loss against wall-clock time (log-log), one line per back-end, from the start "
-        "of training (a JAX back-end's compilation of its step included). The dashed line is the "
-        "task's target loss, where training stops; a dot marks when a back-end reached it; the "
-        "dotted line is the time budget, after which a back-end's claims are NOT REACHED."
-    ),
-    "loss": (
-        "Training loss per iteration (log scale), one line per back-end, the same initial "
-        "weights and optimiser for all; with several seeds, the mean and a 95 % t-interval band. "
-        "Lines that coincide mean the back-ends train identically."
-    ),
-    "bars": (
-        "Per task and back-end: steady-state value-and-grad time (median, error bar: "
-        "interquartile range), peak RSS of a steady-state call and of the first call (isolated "
-        "process, over the baseline), framework-level peak memory, and the gradient's relative "
-        "error against the reference; log scales; '0' marks a zero reading."
-    ),
-    "work_precision": (
-        "Work-precision: gradient relative error against steady-state time (log-log) as the "
-        "solver setting changes (rtol = atol for adaptive back-ends, step dt for RK4; each "
-        "point labelled with it). Down and to the left is better."
-    ),
-    "memory_scaling": (
-        "Peak memory against the integration horizon t1 (log-log): framework-level (left) and "
-        "RSS (right). k is the least-squares slope of log memory against log t1 (memory ~ t1^k): "
-        "about 0 for constant-memory methods, about 1 for methods that store every step."
-    ),
-    "pareto": (
-        "Accuracy, time and memory together: gradient relative error against steady-state time, "
-        "marker area growing with the logarithm of peak memory (framework-level), one colour per "
-        "back-end (lighter shades: other settings of the same back-end). The grey staircase is "
-        "the time-error Pareto front."
-    ),
-}
 
 CSS = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif;
@@ -137,67 +84,7 @@ class FigureResult:
     error: str | None = None
 
 
-# --------------------------------------------------------------------------- files
-
-
-def _atomic_write(path: Path, text: str) -> Path:
-    """Write `text` (UTF-8) to `path` through a temporary file and os.replace."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
 # --------------------------------------------------------------------------- figures
-
-
-def _figure_plan(
-    records: Sequence[Record], directory: Path, out: Path
-) -> list[tuple[str, str, Callable[[], Path | None]]]:
-    """(name, caption, draw) for every figure the report tries, in report order."""
-    plan: list[tuple[str, str, Callable[[], Path | None]]] = []
-    for task in dict.fromkeys(str(r["task"]) for r in records):
-        plan.append(
-            (
-                f"trajectory-{task}",
-                f"{task}: {CAPTIONS['trajectory']}",
-                lambda task=task: figures.trajectory_figure(records, directory, out, task),
-            )
-        )
-        plan.append(
-            (
-                f"time-to-target-{task}",
-                f"{task}: {CAPTIONS['time_to_target']}",
-                lambda task=task: time_to_target_figure(records, out, task),
-            )
-        )
-        if "pendulum" in task:
-            plan.append(
-                (
-                    f"hamiltonian-{task}",
-                    f"{task}: {CAPTIONS['hamiltonian']}",
-                    lambda task=task: figures.hamiltonian_figure(records, directory, out, task),
-                )
-            )
-    for name, draw in (
-        ("loss", figures.loss_figure),
-        ("bars", figures.bars_figure),
-        ("work_precision", figures.work_precision_figure),
-        ("memory_scaling", figures.memory_scaling_figure),
-        ("pareto", figures.pareto_figure),
-    ):
-        plan.append((name, CAPTIONS[name], lambda draw=draw: draw(records, out)))
-    return plan
 
 
 def _plotting_missing() -> str | None:
@@ -209,21 +96,22 @@ def _plotting_missing() -> str | None:
 
 
 def build_figures(records: Sequence[Record], directory: Path) -> list[FigureResult]:
-    """Draw every applicable figure into `<directory>/figures/`; a figure without data is
-    left out, a failing one becomes a FigureResult with its error (and a log line)."""
+    """Draw every registered figure that applies into `<directory>/figures/`; a figure
+    without data is left out, a failing one becomes a FigureResult with its error (and a
+    log line)."""
     out = Path(directory) / "figures"
     if reason := _plotting_missing():
         return [FigureResult("figures", "", error=reason)]
     results = []
-    for name, caption, draw in _figure_plan(records, Path(directory), out):
+    for planned in figures.figure_plan(records, Path(directory), out):
         try:
-            path = draw()
+            path = planned.draw()
         except Exception as exc:  # one broken figure must not stop the report
-            log.warning("figure %s failed: %s", name, _one_line(exc))
-            results.append(FigureResult(name, caption, error=_one_line(exc)))
+            log.warning("figure %s failed: %s", planned.name, one_line(exc))
+            results.append(FigureResult(planned.name, planned.caption, error=one_line(exc)))
             continue
         if path is not None:
-            results.append(FigureResult(name, caption, path=Path(path)))
+            results.append(FigureResult(planned.name, planned.caption, path=Path(path)))
     return results
 
 
@@ -241,20 +129,6 @@ def _number(value: Any) -> str:
     return f"{value:.3g}"
 
 
-def varying_params(records: Sequence[Record]) -> dict[str, list[Any]]:
-    """Parameters (task defaults filled in) that take two values or more among the records
-    of one task: the axes of a grid, as {name: value per record}."""
-    params = [figures.effective_params(r) for r in records]
-    names = list(dict.fromkeys(k for p in params for k in p))
-    varying = set()
-    for task in {str(r["task"]) for r in records}:
-        mine = [p for p, r in zip(params, records, strict=True) if r["task"] == task]
-        for name in names:
-            if len({json.dumps(p[name], default=str) for p in mine if name in p}) > 1:
-                varying.add(name)
-    return {name: [p.get(name) for p in params] for name in names if name in varying}
-
-
 def summary_table(records: Sequence[Record]) -> Any:
     """The HTML summary as a DataFrame of strings: one row per record, units in headers;
     the parameters that vary between records follow the back-end."""
@@ -265,9 +139,10 @@ def summary_table(records: Sequence[Record]) -> Any:
     for field, header, scale in SUMMARY_COLUMNS:
         if field not in frame:
             continue
-        column = frame[field]
+        column: Any = frame[field]
         if scale is not None:
-            column = pd.to_numeric(column, errors="coerce") * scale
+            numeric: Any = pd.to_numeric(column, errors="coerce")
+            column = numeric * scale
         table[header] = [_number(v) for v in column]
         if field == "impl":
             for name, values in varying_params(records).items():
@@ -405,9 +280,15 @@ def _counts(records: Sequence[Record]) -> str:
 
 
 def render_html(
-    directory: Path, records: Sequence[Record], results: Sequence[FigureResult], env: Mapping[str, Any]
+    directory: Path,
+    records: Sequence[Record],
+    results: Sequence[FigureResult],
+    env: Mapping[str, Any],
+    verdicts: Verdicts | None = None,
 ) -> str:
-    """The whole report as one HTML document with everything inline."""
+    """The whole report as one HTML document with everything inline (`verdicts`: those
+    of the records, computed already)."""
+    verdicts = verdicts if verdicts is not None else Verdicts.of(records)
     title = f"Neural-ODE benchmark report: {Path(directory).resolve().name}"
     metrics = metrics_tables(records)
     found = text_metrics(records)
@@ -418,7 +299,7 @@ def render_html(
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="meta">{html.escape(_counts(records))}. '
         f"Folder <code>{html.escape(str(directory))}</code>.</p>",
-        *_reproduction_html(records),
+        *_reproduction_html(verdicts),
         "<h2>Results</h2>",
         "<p>One row per cell (task, back-end, seed, options). vg = value-and-grad call; RSS over the "
         "baseline in an isolated process; framework = the framework's own figure.</p>",
@@ -457,14 +338,14 @@ REPRODUCTION_NOTE = (
 )
 
 
-def _reproduction_html(records: Sequence[Record]) -> list[str]:
+def _reproduction_html(verdicts: Verdicts) -> list[str]:
     """The report's first section: the claims' verdicts, task x claim x back-end."""
     import pandas as pd
 
-    rows, impls = reproduction_wide(records)
+    rows, impls = verdicts.wide(), verdicts.impls
     if not rows:
         return []
-    notes = "".join(f"<li>{html.escape(line[2:])}</li>" for line in verdict_notes(records))
+    notes = "".join(f"<li>{html.escape(line[2:])}</li>" for line in verdicts.notes())
     return [
         "<h2>Does it reproduce the source?</h2>",
         f"<p>{html.escape(REPRODUCTION_NOTE)}</p>",
@@ -476,16 +357,23 @@ def _reproduction_html(records: Sequence[Record]) -> list[str]:
 # --------------------------------------------------------------------------- markdown
 
 
-def render_markdown(directory: Path, records: Sequence[Record], results: Sequence[FigureResult]) -> str:
-    """The summary table of `format_records`, memory exponents and the list of figures."""
+def render_markdown(
+    directory: Path,
+    records: Sequence[Record],
+    results: Sequence[FigureResult],
+    verdicts: Verdicts | None = None,
+) -> str:
+    """The claims' verdicts, the summary table of `format_records`, memory exponents and
+    the list of figures (`verdicts`: those of the records, computed already)."""
+    verdicts = verdicts if verdicts is not None else Verdicts.of(records)
     lines = [
         f"# Neural-ODE benchmark report: {Path(directory).resolve().name}",
         "",
         _counts(records) + ".",
         "",
     ]
-    if table := reproduction_table(records):
-        notes = verdict_notes(records)
+    if table := verdicts.table():
+        notes = verdicts.notes()
         lines += ["## Does it reproduce the source?", "", REPRODUCTION_NOTE, "", table, ""]
         lines += [*notes, ""] if notes else []
     lines += ["## Results", "", format_records(records, verdicts=False)]
@@ -500,9 +388,9 @@ def render_markdown(directory: Path, records: Sequence[Record], results: Sequenc
             tabulate(exponents, headers="keys", tablefmt="github"),
         ]
     lines += ["", "## Figures", ""]
-    drawn = [f for f in results if f.path is not None]
-    for number, fig in enumerate(drawn, start=1):
-        rel = fig.path.relative_to(directory) if fig.path.is_relative_to(directory) else fig.path
+    drawn = [(f, f.path) for f in results if f.path is not None]
+    for number, (fig, path) in enumerate(drawn, start=1):
+        rel = path.relative_to(directory) if path.is_relative_to(directory) else path
         lines += [f"![{fig.name}]({rel.as_posix()})", "", f"*Figure {number}.* {fig.caption}", ""]
     if not drawn:
         lines += ["No figure applies to these records.", ""]
@@ -516,20 +404,31 @@ def render_markdown(directory: Path, records: Sequence[Record], results: Sequenc
 # --------------------------------------------------------------------------- entry point
 
 
-def write_report(directory: Path, records: list[dict] | None = None) -> dict[str, Path]:
+def write_report(
+    directory: Path,
+    records: Sequence[Record] | None = None,
+    *,
+    claims: ClaimsByTask | None = None,
+    verdicts: Verdicts | None = None,
+) -> dict[str, Path]:
     """Write figures, `report.md` and `report.html` for a results folder.
 
     Returns the written paths: "markdown", "html", and one entry per figure under its
     name (e.g. "loss", "trajectory-double_pendulum").  `records` default to the folder's
-    records.jsonl.
+    records.jsonl.  The claims' verdicts are `verdicts` when given, else computed once
+    from the records, re-judged with `claims` (task name -> claims as declared now) for
+    the tasks it names (see `harness.reporting.tables.Verdicts.of`).
     """
     directory = Path(directory)
     if records is None:
         records = load_records(directory)
+    verdicts = verdicts if verdicts is not None else Verdicts.of(records, claims)
     results = build_figures(records, directory)
     env = provenance(directory, records)
-    md = _atomic_write(directory / "report.md", render_markdown(directory, records, results))
-    page = _atomic_write(directory / "report.html", render_html(directory, records, results, env))
+    md = write_text_atomic(directory / "report.md", render_markdown(directory, records, results, verdicts))
+    page = write_text_atomic(
+        directory / "report.html", render_html(directory, records, results, env, verdicts)
+    )
     paths = {"markdown": md, "html": page}
     paths.update({f.name: f.path for f in results if f.path is not None})
     return paths

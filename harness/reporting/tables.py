@@ -1,15 +1,25 @@
-"""Tables of a results folder: human (tabulate), CSV and JSON lines."""
+"""Tables of a results folder: human (tabulate), CSV and JSON lines.
+
+The claims' verdicts are the ones each record holds (judged when its cell ran), or, for
+the tasks whose claim declarations the caller passes in (`claims`: task name -> claims),
+the records re-judged with them; no task registry is imported here."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tabulate import tabulate
 
+from harness.core.claims import Claim, verdict_rows
+from harness.core.claims import format_value as format_measured
+from harness.reporting.params import effective_params, varying_params
+
 __all__ = [
-    "claims_of",
+    "ClaimsByTask",
+    "Verdicts",
     "format_records",
     "reproduction_table",
     "reproduction_wide",
@@ -24,30 +34,15 @@ def _num(value: Any, fmt: str, scale: float = 1.0) -> str:
     return format(value * scale, fmt)
 
 
-def varying_params(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Option keys whose values differ between records of the same task (grids, seeds)."""
-    keys: set[str] = set()
-    by_task: dict[str, list[Mapping[str, Any]]] = {}
-    for rec in records:
-        by_task.setdefault(rec["task"], []).append(rec)
-    for group in by_task.values():
-        for key in {k for r in group for k in (r.get("params") or {})}:
-            if len({json.dumps((r.get("params") or {}).get(key)) for r in group}) > 1:
-                keys.add(key)
-    if len({r.get("seed") for r in records}) > 1:
-        keys.add("seed")
-    return sorted(keys)
-
-
 def _options(rec: Mapping[str, Any], keys: Sequence[str]) -> str:
-    params = {**(rec.get("params") or {}), "seed": rec.get("seed")}
+    params = {**effective_params(rec), "seed": rec.get("seed")}
     return " ".join(f"{k}={params[k]}" for k in keys if k in params)
 
 
 def _row(rec: Mapping[str, Any], keys: Sequence[str] = ()) -> dict[str, str]:
     nfe = "-" if rec.get("nfe_forward") is None else f"{rec['nfe_forward']}/{rec['nfe_backward']}"
     median, iqr = rec.get("time_median_s"), rec.get("time_iqr_s")
-    steady = "-" if median is None else f"{median * 1e3:.3g} ± {iqr * 1e3:.2g}"
+    steady = "-" if median is None else f"{median * 1e3:.3g}" + ("" if iqr is None else f" ± {iqr * 1e3:.2g}")
     row = {"task": rec["task"], "impl": rec["impl"]}
     if keys:
         row["options"] = _options(rec, keys)
@@ -75,65 +70,119 @@ def _to_target(rec: Mapping[str, Any]) -> str:
     return "-" if iters is None or secs is None else f"{iters}/{secs:.3g}"
 
 
-def claims_of(task: str) -> tuple[Any, ...]:
-    """The claims a registered task declares; none for a task this install does not know."""
-    from harness.core import registry
-
-    registry.discover()
-    cls = registry.TASKS.get(task)
-    return cls.claims if cls is not None else ()
+#: claim declarations passed in by a caller: task name -> the task's claims as declared now
+ClaimsByTask = Mapping[str, Sequence[Claim]]
 
 
-def reproduction_wide(records: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, str]], list[str]]:
-    """One row per (task, claim): its section, the document's figure, the test, then per
-    back-end the verdict and the measured figure.  Returns the rows and the back-ends."""
-    from harness.core.claims import verdict_rows
-
-    impls = sorted({str(r.get("impl")) for r in records})
-    table: dict[tuple[str, str], dict[str, str]] = {}
-    for row in verdict_rows(records, claims_of):
-        out = table.setdefault(
-            (row["task"], row["claim"]),
+def _recorded_rows(record: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The verdict rows of the judged claims a record holds (its `claims` field)."""
+    rows = []
+    for verdict in record.get("claims") or []:
+        if not isinstance(verdict, Mapping) or not verdict.get("claim"):
+            continue
+        measured = verdict.get("measured")
+        rows.append(
             {
-                "task": row["task"],
-                "claim": row["claim"],
-                "source": row["source"],
-                "document": row["document"],
-                "test": row["test"],
-            },
+                "task": str(record.get("task")),
+                "claim": str(verdict["claim"]),
+                "source": str(verdict.get("source") or ""),
+                "document": str(verdict.get("document") or ""),
+                "test": str(verdict.get("test") or ""),
+                "impl": str(record.get("impl")),
+                "measured": "" if measured is None else format_measured(measured),
+                "verdict": str(verdict.get("verdict")),
+                "note": str(verdict.get("note") or ""),
+            }
         )
-        measured = f" {row['measured']}" if row["measured"] else ""
-        out[row["impl"]] = f"{row['verdict']}{measured}"
-    rows = [{**r, **{i: r.get(i, "") for i in impls}} for r in table.values()]
-    return rows, impls
+    return rows
 
 
-def reproduction_table(records: Sequence[Mapping[str, Any]], tablefmt: str = "github") -> str:
-    """ "Does it reproduce the source?": task x claim x back-end (see `reproduction_wide`)."""
-    rows, _ = reproduction_wide(records)
-    return tabulate(rows, headers="keys", tablefmt=tablefmt) if rows else ""
+@dataclasses.dataclass(frozen=True)
+class Verdicts:
+    """The claims' verdicts of a set of records, computed once (`Verdicts.of`) and shown
+    as the report's first section, its notes and the verdict counts.
+
+    `rows` are task x claim x back-end (see `harness.core.claims.verdict_rows`); `impls`
+    every back-end of the records, the columns of the wide table."""
+
+    rows: tuple[dict[str, str], ...]
+    impls: tuple[str, ...]
+
+    @classmethod
+    def of(cls, records: Sequence[Mapping[str, Any]], claims: ClaimsByTask | None = None) -> Verdicts:
+        """The verdicts each record holds (judged when its cell ran); for a task in
+        `claims`, its records re-judged with those declarations instead (the claims as
+        declared now, which the caller looks up: reporting imports no task registry)."""
+        rows: list[dict[str, str]] = []
+        for record in sorted(records, key=lambda r: (str(r.get("task")), str(r.get("impl")))):
+            task = str(record.get("task"))
+            if claims is not None and task in claims:
+                declared = tuple(claims[task])
+                rows += verdict_rows([record], lambda _, declared=declared: declared)
+            else:
+                rows += _recorded_rows(record)
+        return cls(tuple(rows), tuple(sorted({str(r.get("impl")) for r in records})))
+
+    def wide(self) -> list[dict[str, str]]:
+        """One row per (task, claim): its section, the document's figure, the test, then
+        per back-end the verdict and the measured figure."""
+        table: dict[tuple[str, str], dict[str, str]] = {}
+        for row in self.rows:
+            out = table.setdefault(
+                (row["task"], row["claim"]),
+                {k: row[k] for k in ("task", "claim", "source", "document", "test")},
+            )
+            measured = f" {row['measured']}" if row["measured"] else ""
+            out[row["impl"]] = f"{row['verdict']}{measured}"
+        return [{**r, **{i: r.get(i, "") for i in self.impls}} for r in table.values()]
+
+    def table(self, tablefmt: str = "github") -> str:
+        """ "Does it reproduce the source?": task x claim x back-end ("" without claims)."""
+        rows = self.wide()
+        return tabulate(rows, headers="keys", tablefmt=tablefmt) if rows else ""
+
+    def counts(self) -> dict[str, int]:
+        """How many claim x back-end verdicts of each kind there are."""
+        counts: dict[str, int] = {}
+        for row in self.rows:
+            counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+        return counts
+
+    def notes(self) -> list[str]:
+        """One line per distinct note of a non-passing verdict (a finding, a budget)."""
+        notes: dict[tuple[str, str, str, str], list[str]] = {}
+        for row in self.rows:
+            if row["verdict"] != "PASS" and row["note"]:
+                key = (row["task"], row["claim"], row["verdict"], row["note"])
+                notes.setdefault(key, []).append(row["impl"])
+        return [f"- {t} / {c}: {v} on {', '.join(i)}: {n}" for (t, c, v, n), i in notes.items()]
 
 
-def verdict_counts(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+def reproduction_wide(
+    records: Sequence[Mapping[str, Any]], claims: ClaimsByTask | None = None
+) -> tuple[list[dict[str, str]], list[str]]:
+    """One row per (task, claim) and the back-ends (see `Verdicts.wide`)."""
+    verdicts = Verdicts.of(records, claims)
+    return verdicts.wide(), list(verdicts.impls)
+
+
+def reproduction_table(
+    records: Sequence[Mapping[str, Any]], tablefmt: str = "github", claims: ClaimsByTask | None = None
+) -> str:
+    """ "Does it reproduce the source?": task x claim x back-end (see `Verdicts.table`)."""
+    return Verdicts.of(records, claims).table(tablefmt)
+
+
+def verdict_counts(
+    records: Sequence[Mapping[str, Any]], claims: ClaimsByTask | None = None
+) -> dict[str, int]:
     """How many claim x back-end verdicts of each kind the records hold."""
-    from harness.core.claims import verdict_rows
-
-    counts: dict[str, int] = {}
-    for row in verdict_rows(records, claims_of):
-        counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
-    return counts
+    return Verdicts.of(records, claims).counts()
 
 
-def verdict_notes(records: Sequence[Mapping[str, Any]]) -> list[str]:
+def verdict_notes(records: Sequence[Mapping[str, Any]], claims: ClaimsByTask | None = None) -> list[str]:
     """One line per distinct note of a non-passing verdict (a finding, a budget)."""
-    from harness.core.claims import verdict_rows
-
-    notes = {}
-    for row in verdict_rows(records, claims_of):
-        if row["verdict"] != "PASS" and row["note"]:
-            key = (row["task"], row["claim"], row["verdict"], row["note"])
-            notes.setdefault(key, []).append(row["impl"])
-    return [f"- {t} / {c}: {v} on {', '.join(i)}: {n}" for (t, c, v, n), i in notes.items()]
+    return Verdicts.of(records, claims).notes()
 
 
 def is_number(value: Any) -> bool:
@@ -172,7 +221,7 @@ def text_metrics(records: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _metrics_tables(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    keys = varying_params(records)
+    keys = list(varying_params(records))
     tables = []
     for _, rows, metric_keys in metrics_by_task(records):
         table = [
@@ -192,20 +241,31 @@ def _cell(value: Any) -> Any:
     return f"{value:.3g}" if isinstance(value, float) else value
 
 
-def format_records(records: Sequence[Mapping[str, Any]], fmt: str = "table", *, verdicts: bool = True) -> str:
+def format_records(
+    records: Sequence[Mapping[str, Any]],
+    fmt: str = "table",
+    *,
+    verdicts: bool | Verdicts = True,
+    claims: ClaimsByTask | None = None,
+) -> str:
     """Records as `table` (human: the claims' verdicts unless `verdicts` is false, then the
-    measurements, metrics and reasons), `csv` or `json` (JSON lines)."""
+    measurements, metrics and reasons), `csv` or `json` (JSON lines).  `verdicts` may be
+    the `Verdicts` of the records computed already; else they are computed here, re-judged
+    with `claims` for the tasks it declares (see `Verdicts.of`)."""
     if fmt == "json":
         return "\n".join(json.dumps(r) for r in records)
     if fmt == "csv":
         from harness.store.results import records_frame
 
         return records_frame(records).to_csv(index=False).rstrip("\n")
-    keys = varying_params(records)
+    keys = list(varying_params(records))
     parts = []
-    if verdicts and (table := reproduction_table(records)):
+    judged = verdicts if isinstance(verdicts, Verdicts) else None
+    if verdicts is True:
+        judged = Verdicts.of(records, claims)
+    if judged is not None and (table := judged.table()):
         parts += ["Does it reproduce the source? (claims of the documents; measured value after the verdict)"]
-        parts += ["", table, *(["", *notes] if (notes := verdict_notes(records)) else []), ""]
+        parts += ["", table, *(["", *notes] if (notes := judged.notes()) else []), ""]
     parts += [tabulate([_row(r, keys) for r in records], headers="keys", tablefmt="github")]
     tables, found = _metrics_tables(records), text_metrics(records)
     if tables:

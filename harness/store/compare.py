@@ -118,7 +118,8 @@ def compare_runs(
     verdicts = []
     for rec, other in _pair(a, b):
         if rec is None or other is None:
-            only = rec or other
+            only = rec if rec is not None else other
+            assert only is not None  # _pair never yields two Nones
             where = "missing in B" if other is None else "missing in A"
             verdicts.append(Verdict(str(only.get("cell_id")), only["task"], only["impl"], False, [where]))
             continue

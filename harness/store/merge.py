@@ -107,7 +107,8 @@ def merge_runs(dirs: Iterable[Path | str]) -> Any:
         ("peak_rss_mb", "peak_rss_bytes", 1e-6),
     ):
         if source in merged:
-            merged[column] = pd.to_numeric(merged[source], errors="coerce") * scale
+            numbers: Any = pd.to_numeric(merged[source], errors="coerce")  # a Series of a Series
+            merged[column] = numbers * scale
     return merged
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "load_records",
     "new_run_id",
     "records_frame",
+    "write_arrays",
     "write_json_atomic",
 ]
 
@@ -92,6 +93,15 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def write_arrays(path: Path, arrays: Mapping[str, Any]) -> None:
+    """NumPy arrays (as float) in one `.npz` file, atomically; no pickled objects."""
+    import numpy as np
+
+    plain = {k: np.asarray(v, dtype=float) for k, v in arrays.items()}
+    savez: Any = np.savez  # its **kwds are the arrays (pyright reads them as its own keywords)
+    write_with_atomic(path, lambda fh: savez(fh, **plain))
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     """One JSON document, written to a temporary file and renamed into place."""
     write_text_atomic(Path(path), json.dumps(_clean(obj), allow_nan=False) + "\n")
@@ -120,14 +130,10 @@ class ResultsStore:
     def save_arrays(self, name: str, arrays: Mapping[str, Any]) -> str:
         """Write NumPy arrays to `trajectories/<name>.npz` atomically (no pickled objects);
         returns the path relative to the run folder."""
-        import numpy as np
-
         folder = self.dir / "trajectories"
         folder.mkdir(exist_ok=True)
         path = folder / f"{name}.npz"
-        write_with_atomic(
-            path, lambda fh: np.savez(fh, **{k: np.asarray(v, dtype=float) for k, v in arrays.items()})
-        )
+        write_arrays(path, arrays)
         return str(path.relative_to(self.dir))
 
     def append(self, record: Mapping[str, Any]) -> None:

@@ -1,11 +1,11 @@
 """Figure: training loss against wall-clock time per back-end, the benchmark a user choosing
 a back-end wants ("which one gets my model trained first?").
 
-One figure per task, log-log, one line per back-end (from each record's
-`train_loss_history` and `train_time_history`); the task's target loss is a horizontal
-line, the time budget a vertical one, and the point where a back-end first reached the
-target is marked.  The clock includes a JAX back-end's compilation of its training step
-(`harness.numerics.training.TrainingMonitor`).
+One figure per task (`time-to-target-<task>.png`), log-log, one line per back-end (from
+each record's `train_loss_history` and `train_time_history`); the task's target loss is a
+horizontal line, the time budget a vertical one, and the point where a back-end first
+reached the target is marked.  The clock includes a JAX back-end's compilation of its
+training step (`harness.numerics.training.TrainingMonitor`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.reporting.figures import Record, _figure, _legend_below, _style, ok_records, palette, save_figure
+from harness.reporting.figures.catalog import FigureInput, FigureSpec, register
+from harness.reporting.figures.records import Record, ok_records
+from harness.reporting.figures.style import legend_below, new_figure, palette, save_figure, style
 
-__all__ = ["time_to_target_figure"]
+__all__ = ["CAPTION", "time_to_target_figure"]
+
+CAPTION = (
+    "Training loss against wall-clock time (log-log), one line per back-end, from the start "
+    "of training (a JAX back-end's compilation of its step included). The dashed line is the "
+    "task's target loss, where training stops; a dot marks when a back-end reached it; the "
+    "dotted line is the time budget, after which a back-end's claims are NOT REACHED."
+)
 
 
 def _curve(record: Record) -> tuple[np.ndarray, np.ndarray] | None:
@@ -36,8 +45,8 @@ def time_to_target_figure(records: Sequence[Record], out_dir: Path, task: str) -
     if not rows:
         return None
     colours = palette(r["impl"] for r in records)
-    with _style():
-        fig, (ax,) = _figure(1, 1, 7.5, 4.4)
+    with style():
+        fig, (ax,) = new_figure(1, 1, 7.5, 4.4)
         handles, labels = [], []
         for rec in sorted(rows, key=lambda r: str(r["impl"])):
             curve = _curve(rec)
@@ -67,5 +76,12 @@ def time_to_target_figure(records: Sequence[Record], out_dir: Path, task: str) -
         ax.set_xlabel("wall-clock time since training started, s (compilation included)")
         ax.set_ylabel("training loss")
         fig.suptitle(f"{task}: training loss against wall-clock time (time to target)")
-        _legend_below(fig, handles, labels)
+        legend_below(fig, handles, labels)
         return save_figure(fig, Path(out_dir) / f"time-to-target-{task}.png")
+
+
+def _draw(data: FigureInput) -> Path | None:
+    return time_to_target_figure(data.records, data.out_dir, data.task)
+
+
+register(FigureSpec("time-to-target", CAPTION, _draw, per_task=True, order=20))
