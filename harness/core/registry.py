@@ -2,16 +2,20 @@
 
 Modules in the `tasks` and `implementations` packages register their classes with the
 decorators below; `discover()` imports every public module of both packages, so a new
-task or back-end is one new file.  Importing an implementation module imports no
-framework: availability is decided by `AbstractImplementation.missing()`.
+task or back-end is one new file.  Then it loads the plugins from outside the tree
+(`harness.core.plugins`): entry points, then `HARNESS_PLUGINS`.  Importing an
+implementation module imports no framework: availability is decided by
+`AbstractImplementation.missing()`.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import TypeVar
+from types import ModuleType
+from typing import Any, TypeVar
 
+from harness.core import plugins
 from harness.core.errors import UsageError, choices
 from harness.core.protocols import AbstractImplementation, AbstractTask
 
@@ -32,36 +36,67 @@ T = TypeVar("T", bound=type[AbstractTask])
 I = TypeVar("I", bound=type[AbstractImplementation])  # noqa: E741
 
 
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _register(kind: str, table: dict[str, Any], cls: type) -> None:
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise UsageError(f"{kind} class {_qualified(cls)} has no `name`")
+    taken = table.get(name)
+    if taken is not None and taken is not cls:
+        raise UsageError(f"{kind} name '{name}' of {_qualified(cls)} is taken by {_qualified(taken)}")
+    table[name] = cls
+
+
 def register_task(cls: T) -> T:
-    """Class decorator: register a task under `cls.name`."""
-    if cls.name in TASKS and TASKS[cls.name] is not cls:
-        raise ValueError(f"task name {cls.name!r} registered twice")
-    TASKS[cls.name] = cls
+    """Class decorator: register a task under `cls.name` (a `UsageError` if it is taken)."""
+    _register("task", TASKS, cls)
     return cls
 
 
 def register_implementation(cls: I) -> I:
-    """Class decorator: register a back-end under `cls.name`."""
-    if cls.name in IMPLEMENTATIONS and IMPLEMENTATIONS[cls.name] is not cls:
-        raise ValueError(f"implementation name {cls.name!r} registered twice")
-    IMPLEMENTATIONS[cls.name] = cls
+    """Class decorator: register a back-end under `cls.name` (a `UsageError` if it is taken)."""
+    _register("back-end", IMPLEMENTATIONS, cls)
     return cls
+
+
+def _register_entry_point(kind: str, label: str, obj: object) -> None:
+    """An entry point's object: a module registered itself on import; a class is registered."""
+    if isinstance(obj, ModuleType):
+        return
+    base: type = AbstractTask if kind == "task" else AbstractImplementation
+    if not (isinstance(obj, type) and issubclass(obj, base)):
+        raise UsageError(f"plugin {label}: expected a module or a subclass of {base.__name__}, got {obj!r}")
+    try:
+        if kind == "task":
+            register_task(obj)  # type: ignore[arg-type]
+        else:
+            register_implementation(obj)  # type: ignore[arg-type]
+    except UsageError as exc:
+        raise UsageError(f"plugin {label}: {exc}") from None
 
 
 _discovered = False
 
 
 def discover() -> None:
-    """Import every public module of `tasks` and `implementations` (once)."""
+    """Import every public module of `tasks` and `implementations`, then the plugins'
+    entry points (once), then the plugins `HARNESS_PLUGINS` lists (each once: a plugin
+    added to it later is loaded by the next call)."""
     global _discovered
-    if _discovered:
-        return
-    for package_name in ("tasks", "implementations"):
-        package = importlib.import_module(package_name)
-        for info in pkgutil.iter_modules(package.__path__):
-            if not info.name.startswith("_"):
-                importlib.import_module(f"{package_name}.{info.name}")
-    _discovered = True
+    if not _discovered:
+        for package_name in ("tasks", "implementations"):
+            package = importlib.import_module(package_name)
+            for info in pkgutil.iter_modules(package.__path__):
+                if not info.name.startswith("_"):
+                    importlib.import_module(f"{package_name}.{info.name}")
+        for kind, label, obj in plugins.entry_point_objects():
+            _register_entry_point(kind, label, obj)
+        _discovered = True
+    for spec in plugins.environment_plugins():
+        plugins.load(spec)
 
 
 def get_task(name: str) -> type[AbstractTask]:

@@ -1,0 +1,243 @@
+"""Plugins from outside the tree: `--plugin`, `HARNESS_PLUGINS` and entry points, in the
+parent and in the worker and memory-probe processes (the example `examples/spiral_plugin`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.core import plugins, registry
+from harness.core.errors import UsageError
+from harness.store.results import load_records
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "spiral_plugin"
+SPIRAL_FILE = EXAMPLE / "spiral_plugin" / "task.py"
+ALL_IMPLS = {"torch-adjoint", "rk4-unrolled", "jax-checkpoint", "numpy-adjoint"}
+
+
+def harness(*args: str, pythonpath: tuple[Path, ...] = (), **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != plugins.ENV_VARIABLE}
+    environ["PYTHONPATH"] = os.pathsep.join(str(p) for p in (*pythonpath, ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**environ, **env},
+        timeout=900,
+    )
+
+
+def listed_tasks(out: str) -> set[str]:
+    return {line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ")}
+
+
+def ok_records(folder: Path) -> dict[str, dict]:
+    records = load_records(folder)
+    assert records, "no records written"
+    bad = [(r["impl"], r["status"], r.get("reason")) for r in records if r["status"] != "ok"]
+    assert not bad, bad
+    return {r["impl"]: r for r in records}
+
+
+@pytest.mark.slow
+def test_plugin_file_runs_on_every_backend(tmp_path: Path) -> None:
+    """The worker processes load the plugin the parent was given: every back-end is ok."""
+    out = tmp_path / "run"
+    proc = harness(
+        "run",
+        "--plugin",
+        str(SPIRAL_FILE.relative_to(ROOT)),
+        "--task",
+        "spiral",
+        "--impl",
+        "all",
+        "--set",
+        "iters=2",
+        "--no-memory",
+        "--repeats",
+        "1",
+        "--quiet",
+        "--out",
+        str(out),
+    )
+    assert proc.returncode in (0, 1), proc.stderr  # 1: a claim not reached in 2 iterations
+    records = ok_records(out)
+    assert set(records) == ALL_IMPLS
+    assert all(r["task"] == "spiral" for r in records.values())
+
+
+def test_plugin_reaches_worker_and_memory_probe(tmp_path: Path) -> None:
+    """One cell with the isolated memory probe: the worker and the probe both find `spiral`."""
+    out = tmp_path / "run"
+    proc = harness(
+        "run",
+        "--plugin",
+        str(SPIRAL_FILE),
+        "--task",
+        "spiral",
+        "--impl",
+        "numpy-adjoint",
+        "--set",
+        "iters=1",
+        "--repeats",
+        "1",
+        "--quiet",
+        "--out",
+        str(out),
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    (record,) = ok_records(out).values()
+    # the probe's numbers (a probe that failed to find the task leaves them None)
+    assert record["peak_framework_bytes"] is not None, record
+    assert record["peak_rss_first_call_bytes"] is not None, record
+
+
+def test_entry_point_of_installed_example_is_listed_and_runs(tmp_path: Path) -> None:
+    """`pip install` the example package (from a copy: the build writes beside the sources)."""
+    source, target = tmp_path / "src", tmp_path / "site"
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    target_args = ["--target", str(target), str(source)]
+    pip = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            *target_args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert pip.returncode == 0, pip.stderr
+    assert "spiral" not in listed_tasks(harness("list").stdout)
+    listing = harness("list", pythonpath=(target,))
+    assert listing.returncode == 0, listing.stderr
+    assert "spiral" in listed_tasks(listing.stdout)
+    out = tmp_path / "run"
+    run = harness(
+        "run",
+        "--task",
+        "spiral",
+        "--impl",
+        "numpy-adjoint",
+        "--set",
+        "iters=1",
+        "--no-memory",
+        "--repeats",
+        "1",
+        "--quiet",
+        "--out",
+        str(out),
+        pythonpath=(target,),
+    )
+    assert run.returncode in (0, 1), run.stderr
+    assert set(ok_records(out)) == {"numpy-adjoint"}
+
+
+def test_entry_point_may_name_a_class(tmp_path: Path) -> None:
+    """An entry point that names an undecorated class registers it."""
+    (tmp_path / "class_plugin.py").write_text(
+        "from tasks.linear import Linear\n\n\nclass Renamed(Linear):\n    name = 'linear_renamed'\n"
+    )
+    info = tmp_path / "class_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: class-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[neuralode_harness.tasks]\nrenamed = class_plugin:Renamed\n")
+    proc = harness("list", pythonpath=(tmp_path,))
+    assert proc.returncode == 0, proc.stderr
+    assert {"linear", "linear_renamed"} <= listed_tasks(proc.stdout)
+
+
+def test_environment_variable_loads_plugins() -> None:
+    proc = harness("list", HARNESS_PLUGINS=os.pathsep.join(["", str(SPIRAL_FILE.relative_to(ROOT))]))
+    assert proc.returncode == 0, proc.stderr
+    assert "spiral" in listed_tasks(proc.stdout)
+
+
+BAD_PLUGINS = {
+    "no_such_module_xyz": "plugin 'no_such_module_xyz' failed to load: ModuleNotFoundError: No module",
+    "missing/plugin.py": "missing/plugin.py' failed to load: FileNotFoundError: no such file",
+    "raises.py": "failed to load: RuntimeError: plugin says no",
+    "syntax.py": "failed to load: SyntaxError:",
+    "clash.py": "task name 'linear' of clash.Clash is taken by tasks.linear.Linear",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_PLUGINS))
+def test_bad_plugin_is_one_line_and_exit_2(name: str, tmp_path: Path) -> None:
+    (tmp_path / "raises.py").write_text("raise RuntimeError('plugin says no')\n")
+    (tmp_path / "syntax.py").write_text("def broken(:\n")
+    (tmp_path / "clash.py").write_text(
+        "from harness.core.registry import register_task\nfrom tasks.linear import Linear\n\n\n"
+        "@register_task\nclass Clash(Linear):\n    name = 'linear'\n"
+    )
+    spec = str(tmp_path / name) if name.endswith(".py") and "/" not in name else name
+    commands = [["list"]]
+    if name in ("raises.py", "clash.py"):
+        commands.append(["run", "--task", "linear", "--impl", "numpy-adjoint"])
+    for command in commands:
+        proc = harness(*command, "--plugin", spec)
+        assert proc.returncode == 2, (proc.stdout, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, proc.stderr
+        assert lines[0].startswith("error: plugin '"), lines[0]
+        assert BAD_PLUGINS[name] in lines[0]
+        assert "Traceback" not in proc.stderr
+
+
+def test_add_to_environment_resolves_files_once(tmp_path: Path) -> None:
+    environ: dict[str, str] = {plugins.ENV_VARIABLE: "already.there"}
+    plugins.add_to_environment(["my.module", "rel/plugin.py", "my.module"], environ)
+    plugins.add_to_environment(["rel/plugin.py"], environ)
+    assert plugins.environment_plugins(environ) == [
+        "already.there",
+        "my.module",
+        os.path.abspath("rel/plugin.py"),
+    ]
+    with pytest.raises(UsageError, match="empty"):
+        plugins.add_to_environment([" "], environ)
+
+
+@pytest.fixture
+def isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Load plugins in-process and leave no trace for other tests: the registry, the loaded
+    plugins, `sys.path`, the example's modules."""
+    registry.discover()
+    monkeypatch.setattr(registry, "TASKS", dict(registry.TASKS))
+    monkeypatch.setattr(plugins, "_loaded", {})
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield
+    for name in [m for m in sys.modules if m == "spiral_plugin" or m.startswith("spiral_plugin.")]:
+        del sys.modules[name]
+
+
+def test_discover_loads_the_environment_plugin_once(isolated: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process: a plugin added to `HARNESS_PLUGINS` after a first `discover()` is loaded
+    by the next, and a file inside a package imports under its dotted name."""
+    monkeypatch.setenv(plugins.ENV_VARIABLE, str(SPIRAL_FILE))
+    registry.discover()
+    registry.discover()
+    spiral = registry.get_task("spiral")
+    assert spiral.__module__ == "spiral_plugin.task"
+    assert plugins.load("spiral_plugin.task") is sys.modules["spiral_plugin.task"]
+    assert plugins.load(str(SPIRAL_FILE)) is sys.modules["spiral_plugin.task"]
+
+
+def test_example_passes_check_task(isolated: None) -> None:
+    """The example plugin passes the public conformance checks a third party would run."""
+    from harness.testing import check_task
+
+    plugins.load(str(SPIRAL_FILE))
+    check_task(registry.get_task("spiral"))
