@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any
 
@@ -12,13 +11,13 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 import importlib.util
 
 import numpy as np
-import pytest
 
 if importlib.util.find_spec("jax") is not None:
     import jax
 
     jax.config.update("jax_enable_x64", True)  # before any JAX array exists
 
+from harness import testing
 from harness.core import registry
 from harness.core.models import Params, flatten, unflatten
 
@@ -27,31 +26,19 @@ registry.discover()
 SEED = 0
 
 
-@functools.cache
 def problem(task_name: str):
-    """(task, data, initial params, reference loss, reference grad) for the default options."""
-    task = registry.TASKS[task_name]()
-    data = task.make_data(SEED)
-    params = task.init_params(SEED)
-    loss, grad, _ = task.reference_gradient(params, data)
-    return task, data, params, loss, grad
+    """(task, data, initial params, reference loss, reference grad) for the default options
+    (`harness.testing.problem`, computed once per session)."""
+    return testing.problem(registry.TASKS[task_name]()).astuple()
 
 
-@functools.cache
 def backend(impl_name: str, task_name: str):
-    """A set-up implementation, or a pytest skip with the reason."""
-    cls = registry.IMPLEMENTATIONS[impl_name]
-    if not cls.available():
-        pytest.skip(f"{impl_name} unavailable: {cls.install}")
-    task, data, *_ = problem(task_name)
-    reason = cls.skip(task, "cpu")
-    if reason:
-        pytest.skip(reason)
-    return cls(task, data)
+    """A set-up implementation on `problem(task_name)`, or a pytest skip with the reason
+    (`harness.testing.backend`)."""
+    return testing.backend(registry.IMPLEMENTATIONS[impl_name], problem(task_name)[0])
 
 
-def rel_error(grad: dict, ref: dict) -> float:
-    return float(np.linalg.norm(flatten(grad) - flatten(ref)) / np.linalg.norm(flatten(ref)))
+rel_error = testing.rel_error
 
 
 def fd_vjp(model: Any, params: Params, y: np.ndarray, a: np.ndarray, h: float = 1e-6):

@@ -17,9 +17,12 @@ import abc
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # shape annotations for readers and pyright, no import at run time
+    from jaxtyping import Float
 
 __all__ = [
     "MLP",
@@ -75,7 +78,9 @@ class AbstractVectorField(AbstractModel):
         """dy/dt for a batch `y` (B, N); `xp` is the array namespace of `y`."""
 
     @abc.abstractmethod
-    def vjp_numpy(self, params: Params, y: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, Params]:
+    def vjp_numpy(
+        self, params: Params, y: Float[np.ndarray, "B N"], a: Float[np.ndarray, "B N"]
+    ) -> tuple[Float[np.ndarray, "B N"], Params]:
         """Hand-written vector-Jacobian product in NumPy.
 
         **Returns:** `(a^T df/dy, a^T df/dparams)`, the second summed over the batch.

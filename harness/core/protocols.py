@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from harness.core.devices import parse_device
 from harness.core.models import AbstractModel, Params
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # shape annotations for readers and pyright, no import at run time
+    from jaxtyping import Float
+
     from harness.core.claims import Claim
 
 __all__ = [
@@ -62,14 +65,14 @@ class Dataset:
     - `truth`: ground-truth parameters where they exist (for metrics), else empty.
     """
 
-    t: np.ndarray
-    y: np.ndarray
-    y0: np.ndarray
-    y_true: np.ndarray
-    t_forward: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
-    y_forward: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0, 0)))
-    t_backward: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
-    y_backward: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0, 0)))
+    t: Float[np.ndarray, " P"]
+    y: Float[np.ndarray, "P B N"]
+    y0: Float[np.ndarray, "B N"]
+    y_true: Float[np.ndarray, "P B N"]
+    t_forward: Float[np.ndarray, " F"] = dataclasses.field(default_factory=lambda: np.zeros(0))
+    y_forward: Float[np.ndarray, "F B N"] = dataclasses.field(default_factory=lambda: np.zeros((0, 0, 0)))
+    t_backward: Float[np.ndarray, " K"] = dataclasses.field(default_factory=lambda: np.zeros(0))
+    y_backward: Float[np.ndarray, "K B N"] = dataclasses.field(default_factory=lambda: np.zeros((0, 0, 0)))
     truth: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -92,7 +95,9 @@ def mse_loss(pred: Any, obs: Any) -> Any:
     return (diff * diff).sum() / (diff.shape[0] * diff.shape[1])
 
 
-def mse_loss_cotangent(pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
+def mse_loss_cotangent(
+    pred: Float[np.ndarray, "P B N"], obs: Float[np.ndarray, "P B N"]
+) -> Float[np.ndarray, "P B N"]:
     """dL/d pred of `mse_loss` (the jumps of the continuous adjoint at observation times)."""
     return 2.0 * (pred - obs) / (pred.shape[0] * pred.shape[1])
 
@@ -131,6 +136,40 @@ class AbstractTask(abc.ABC):
     train_defaults: ClassVar[dict[str, Any]] = {"iters": 100, "lr": 1e-2}
     #: the source's results this task reproduces, judged after every training run
     claims: ClassVar[tuple[Claim, ...]] = ()
+    #: metrics that `fit` adds through `TrainResult.info` (claims may test them; an
+    #: untrained model's `metrics` lacks them)
+    fit_metrics: ClassVar[tuple[str, ...]] = ()
+    #: small options for `harness.testing.check_task`, so that it takes seconds
+    check_options: ClassVar[dict[str, Any]] = {}
+    #: tolerances of `harness.testing.check_task` and `check_implementation` as
+    #: {check: (tolerance, reason)}; a task sets only the entries it changes (they are merged
+    #: over the class hierarchy: `harness.testing.tolerances`)
+    check_tolerances: ClassVar[dict[str, tuple[float, str]]] = {
+        "vjp": (
+            1e-6,
+            "fourth-order central differences at h = 1e-3 along unit directions: truncation"
+            " ~1e-12, rounding ~1e-13 relative; a wrong term is off by O(1)",
+        ),
+        "loss_cotangent": (1e-6, "as for vjp: the same differences of the loss in pred"),
+        "reference_loss": (
+            1e-9,
+            "the reference's solve and the check's DOP853 at rtol = atol = 1e-12 each leave"
+            " ~1e-11 relative in the loss",
+        ),
+        "reference_gradient": (
+            1e-6,
+            "central differences of the loss through DOP853 at 1e-12 along unit directions"
+            " (h = 1e-4): solver noise ~1e-12 / h and truncation ~h^2, both ~1e-8 relative to"
+            " |gradient|",
+        ),
+        "gradient": (
+            1e-5,
+            "relative 2-norm error of a back-end's gradient at rtol = atol = 1e-7 against the"
+            " reference at 1e-12: solver tolerance is no guarantee of gradient accuracy (SPEC"
+            " measurement notes), so the bound is a product requirement the checks enforce",
+        ),
+        "loss": (1e-6, "a back-end's loss at rtol = atol = 1e-7 against the reference's, relative"),
+    }
 
     @classmethod
     def training_defaults(cls) -> dict[str, Any]:
@@ -268,7 +307,7 @@ class AbstractImplementation(abc.ABC):
         if not isinstance(model, cls.builds):
             bases = ", ".join(b.__name__ for b in cls.builds)
             return f"{cls.name} does not build {model.label} (it builds subclasses of {bases})"
-        if device.split(":")[0] not in cls.devices:
+        if parse_device(device)[0] not in cls.devices:
             return f"{cls.name} runs on {', '.join(cls.devices)} only, not {device}"
         return None
 
@@ -330,7 +369,9 @@ class AbstractImplementation(abc.ABC):
         return self.to_numpy(self.block(self.value_and_grad_native(self.load(params))))
 
     @abc.abstractmethod
-    def predict(self, params: Params, times: np.ndarray, y0: np.ndarray) -> np.ndarray:
+    def predict(
+        self, params: Params, times: Float[np.ndarray, " T"], y0: Float[np.ndarray, "B N"]
+    ) -> Float[np.ndarray, "T B N"]:
         """States at `times` (monotonic, starting at the time of `y0`), shape (len(times), B, N)."""
 
     @abc.abstractmethod

@@ -14,7 +14,7 @@ from typing import Any
 from harness.core.errors import UsageError, choices
 from harness.core.protocols import AbstractImplementation, AbstractTask
 
-__all__ = ["CellConfig", "cast_value", "parse_sets", "split_options"]
+__all__ = ["CellConfig", "build_task", "cast_value", "parse_sets", "split_options"]
 
 TRAIN_KEYS = ("iters", "lr", "target", "budget", "curriculum")
 #: a train key of its own: go on after the target (`--train-past-target`)
@@ -75,6 +75,21 @@ def valid_keys(
     for impl in impls:
         keys |= set(impl.options)
     return keys
+
+
+def build_task(task_cls: type[AbstractTask], options: Mapping[str, Any]) -> AbstractTask:
+    """`task_cls(**options)`, any exception of the task's option check (KeyError, ValueError,
+    TypeError, ...) turned into a one-line `UsageError` naming the task (exit status 2)."""
+    try:
+        return task_cls(**options)
+    except UsageError:
+        raise
+    except Exception as exc:
+        text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        lines = str(text).strip().splitlines()
+        message = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+        shown = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "default options"
+        raise UsageError(f"task {task_cls.name} rejects its options ({shown}): {message}") from None
 
 
 def split_options(

@@ -14,7 +14,7 @@ from harness.core import registry
 from harness.core.errors import UsageError, choices
 from harness.core.protocols import AbstractImplementation, AbstractTask
 from harness.planning.cell import Cell, cell_id
-from harness.planning.config import TOL_ALIAS, TRAIN_KEYS, split_options, validate_keys
+from harness.planning.config import TOL_ALIAS, TRAIN_KEYS, build_task, split_options, validate_keys
 from harness.planning.grid import expand_grid, split_selection
 
 __all__ = ["plan", "select"]
@@ -89,7 +89,7 @@ def plan(
                     )
                     key = repr((task_cls.name, sorted(cfg.task.items())))
                     if key not in checked:  # option values a task rejects (e.g. a missing
-                        task_cls(**cfg.task)  # data_dir) fail here, before anything runs
+                        build_task(task_cls, cfg.task)  # data_dir) fail here, one line
                         checked.add(key)
                     for seed in seeds:
                         cell: Cell = {

@@ -1,0 +1,49 @@
+"""Public conformance checks for tasks and back-ends, modelled on scikit-learn's
+`check_estimator`: a task or back-end written outside this repository runs the checks the
+project's own tests run.
+
+- `check_task(TaskClass, **options)`: metadata, options, data, initial parameters, the
+  model's hand-written VJP and the loss cotangent against finite differences, the reference
+  gradient against finite differences of the loss through an independent solve, metrics.
+- `check_implementation(ImplClass, tasks=...)`: the back-end builds every task it says it
+  builds, its gradient agrees with the task's reference, `predict`, `count_nfe`, `train`
+  (and its early stop) work, `skip` is honest; skipped (`unittest.SkipTest`, which pytest
+  reports as a skip) when the framework is missing.
+- `parametrize_tasks()`, `parametrize_implementations()`: pytest parametrisations over the
+  registered tasks and back-ends.
+
+Per-task tolerances are the task's `check_tolerances` (`AbstractTask`), each with its reason.
+"""
+
+from __future__ import annotations
+
+from harness.testing._implementation import (
+    IMPLEMENTATION_CHECKS,
+    Problem,
+    backend,
+    check_implementation,
+    implementation_check,
+    problem,
+    rel_error,
+    value_and_grad,
+)
+from harness.testing._pytest import parametrize_implementations, parametrize_tasks
+from harness.testing._task import TASK_CHECKS, check_task, task_checks, tolerance, tolerances
+
+__all__ = [
+    "IMPLEMENTATION_CHECKS",
+    "TASK_CHECKS",
+    "Problem",
+    "backend",
+    "check_implementation",
+    "check_task",
+    "implementation_check",
+    "parametrize_implementations",
+    "parametrize_tasks",
+    "problem",
+    "rel_error",
+    "task_checks",
+    "tolerance",
+    "tolerances",
+    "value_and_grad",
+]
