@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from harness.core import registry
+from harness.core import plugins, registry
 from harness.core.devices import check_device
 from harness.core.errors import UsageError
+from harness.studies import add_study_parser, run_study
+from harness.studies.session import add_session_options, execute, write_report
 
 __all__ = ["main"]
 
@@ -46,24 +48,28 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("b", type=Path)
     compare.add_argument("--ignore-times", action="store_true", help="compare accuracy and work only")
 
-    from harness.studies import add_study_parser
-
-    add_study_parser(sub)
+    add_study_parser(sub, _Parser)
+    for command in {id(p): p for p in sub.choices.values()}.values():
+        _plugin_option(command)
     return parser
+
+
+def _plugin_option(parser: argparse.ArgumentParser) -> None:
+    """`--plugin`, on every command: tasks and back-ends from outside the tree."""
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE_OR_FILE",
+        help="load tasks or back-ends from a module or a .py file (repeatable; also HARNESS_PLUGINS)",
+    )
 
 
 def _matrix_options(parser: argparse.ArgumentParser) -> None:
     """The options `run` and `reproduce` share: the back-ends, the cells and how they run."""
-    parser.add_argument(
-        "--impl", default="all", help="NAME[,NAME...] or all (default); grids: NAME[rtol=1e-3,1e-6]"
-    )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    parser.add_argument("--dtype", default="float64", choices=("float64", "float32"))
-    parser.add_argument("--seed", type=int, default=0, help="data and initial-weight seed (default: 0)")
+    add_session_options(parser)
     parser.add_argument("--seeds", default=None, help="several seeds, e.g. 0,1,2 (each its own cell)")
     parser.add_argument("--iters", type=int, default=None, help="training iterations (default: the task's)")
-    parser.add_argument("--repeats", type=int, default=7, help="timed value-and-grad repeats after warm-up")
-    parser.add_argument("--out", type=Path, default=None, help="results folder (default: results/<run-id>)")
     parser.add_argument(
         "--set",
         dest="sets",
@@ -72,9 +78,7 @@ def _matrix_options(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="task, solver or back-end option, e.g. --set rtol=1e-6 (repeatable)",
     )
-    parser.add_argument("--threads", type=int, default=1, help="threads per framework (default: 1)")
     parser.add_argument("--no-memory", action="store_true", help="skip the isolated-process memory probe")
-    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per cell before it is failed")
     parser.add_argument(
         "--resume",
         type=Path,
@@ -94,7 +98,6 @@ def _matrix_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="go on training after the task's target loss is reached (default: stop there)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def cmd_list() -> int:
@@ -182,81 +185,18 @@ def cmd_run(args: argparse.Namespace, *, judge: bool = False) -> int:
     )
 
 
-def execute(
-    cells: list,
-    *,
-    out: Path | None,
-    label: str,
-    repeats: int,
-    memory: bool,
-    timeout: float,
-    progress: bool,
-    judge: bool = False,
-) -> int:
-    """Run `cells` into `out` (default results/<run-id>), print the table, write the report;
-    with `judge`, count the claims' verdicts and exit with 1 when one is failing."""
-    from harness.execution.environment import provenance
-    from harness.execution.runner import run_cells
-    from harness.reporting.tables import format_records
-    from harness.store.results import ResultsStore, load_records, new_run_id
-
-    run_id = new_run_id(label)
-    out = out if out is not None else Path("results") / run_id
-    env = provenance()
-    store = ResultsStore(out, env)
-    try:
-        run_cells(
-            cells,
-            store,
-            run_id=run_id,
-            env=env,
-            repeats=repeats,
-            memory=memory,
-            timeout=timeout,
-            progress=progress,
-        )
-    except KeyboardInterrupt:
-        print(
-            f"\ninterrupted: finished cells are in {out}/records.jsonl; --resume {out} goes on",
-            file=sys.stderr,
-        )
-        return 130
-    records = load_records(out)
-    print(format_records(records))
-    written = _write_report(out, records)
-    print(f"\nresults: {out}/records.jsonl, {out}/summary.csv" + (f", {written}" if written else ""))
-    if not judge:
-        return 0
-    from harness.core.claims import FAILING
-    from harness.reporting.tables import verdict_counts
-
-    counts = verdict_counts(records)
-    print("verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
-    return 1 if any(counts.get(v) for v in FAILING) else 0
-
-
-def _write_report(directory: Path, records: list) -> str:
-    """Figures, report.md and report.html when the report libraries are installed."""
-    import importlib.util
-
-    if importlib.util.find_spec("matplotlib") is None:
-        return ""
-    try:
-        from harness.reporting.html_report import write_report
-    except ImportError:
-        return ""
-    paths = write_report(directory, records)
-    return ", ".join(str(p) for p in paths.values() if str(p).endswith((".html", ".md")))
-
-
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.reporting.tables import format_records
+    from harness.core import registry
+    from harness.reporting.tables import Verdicts, format_records
     from harness.store.results import load_records
 
     records = load_records(args.directory)
-    print(format_records(records, args.format))
+    # the claims as declared now re-judge the folder's verdicts (reporting imports no registry)
+    registry.discover()
+    verdicts = Verdicts.of(records, {name: cls.claims for name, cls in registry.TASKS.items()})
+    print(format_records(records, args.format, verdicts=verdicts))
     if args.format == "table" and not args.no_figures:
-        written = _write_report(args.directory, records)
+        written = write_report(args.directory, records, verdicts)
         if written:
             print(f"\nreport: {written}")
     return 0
@@ -296,6 +236,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.plugin:
+            # through the environment, so worker and memory-probe processes load them too
+            plugins.add_to_environment(args.plugin)
+            registry.discover()
         if args.command == "list":
             return cmd_list()
         if args.command == "run":
@@ -305,8 +249,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "compare":
             return cmd_compare(args)
         if args.command == "study":
-            from harness.studies import run_study
-
             return run_study(args)
         return cmd_report(args)
     except UsageError as exc:

@@ -37,14 +37,12 @@ def die_with_parent(parent: int) -> None:
 def measure_in_worker(job: Mapping[str, Any]) -> None:
     """Measure one cell, saving the record after every stage (status `failed` with the
     stage and a one-line reason when it raises) and the arrays when it ends."""
-    import numpy as np
     from tqdm.auto import tqdm
 
     from harness.core.errors import one_line
     from harness.execution.measure import measure_cell
     from harness.planning.cell import Cell
-    from harness.store.atomic import write_with_atomic
-    from harness.store.results import write_json_atomic
+    from harness.store.results import write_arrays, write_json_atomic
 
     record_path, arrays_path = Path(job["record_path"]), Path(job["arrays_path"])
     record: dict[str, Any] = dict(job["record"])
@@ -69,8 +67,7 @@ def measure_in_worker(job: Mapping[str, Any]) -> None:
             cell, record, repeats=job["repeats"], memory=job["memory"], on_train_step=step, checkpoint=save
         )
         if arrays:
-            plain = {k: np.asarray(v, dtype=float) for k, v in arrays.items()}
-            write_with_atomic(arrays_path, lambda fh: np.savez(fh, **plain))
+            write_arrays(arrays_path, arrays)
     except Exception as exc:  # a failing back-end is a result, not a crash
         record.update(status="failed", reason=f"{record.pop('stage', 'run')}: {one_line(exc)}")
         save(record)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from harness.core.models import AbstractModel, Params, flatten, unflatten
+from harness.core.models import AbstractVectorField, Params, flatten, unflatten
 from harness.core.protocols import Dataset, mse_loss, mse_loss_cotangent
 
 __all__ = ["adjoint_reference_gradient", "forward_sensitivity_gradient", "jacobians"]
@@ -23,7 +23,7 @@ Loss = Callable[[np.ndarray, np.ndarray], Any]
 Cotangent = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def jacobians(model: AbstractModel, params: Params, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def jacobians(model: AbstractVectorField, params: Params, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """df/dy (N, N) and df/dparams (N, M) at one state `y` of shape (N,)."""
     n = y.shape[-1]
     rows_y, rows_p = [], []
@@ -37,7 +37,7 @@ def jacobians(model: AbstractModel, params: Params, y: np.ndarray) -> tuple[np.n
 
 
 def forward_sensitivity_gradient(
-    model: AbstractModel,
+    model: AbstractVectorField,
     params: Params,
     data: Dataset,
     *,
@@ -72,13 +72,13 @@ def forward_sensitivity_gradient(
         sens.append(sol.y[n:].T.reshape(len(data.t), n, m))
     pred = np.stack(preds, axis=1)  # (P, B, N)
     cot = cotangent(pred, data.y)
-    grad = sum(np.einsum("pn,pnm->m", cot[:, b], sens[b]) for b in range(n_batch))
+    grad = np.sum([np.einsum("pn,pnm->m", cot[:, b], sens[b]) for b in range(n_batch)], axis=0)
     how = f"forward sensitivities, DOP853, rtol={rtol:g}, atol={atol:g}"
     return float(loss(pred, data.y)), unflatten(grad, params), how
 
 
 def adjoint_reference_gradient(
-    model: AbstractModel,
+    model: AbstractVectorField,
     params: Params,
     data: Dataset,
     *,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.core.models import Params
+from harness.core.models import AbstractVectorField, Params
 from harness.core.protocols import (
     AbstractImplementation,
     AbstractTask,
@@ -47,8 +47,11 @@ class TrajectoryTask(AbstractTask):
 
     def reference_gradient(self, params: Params, data: Dataset) -> tuple[float, Params, str]:
         """Forward sensitivities with DOP853 at rtol = atol = 1e-12."""
+        model = self.model
+        if not isinstance(model, AbstractVectorField):
+            raise TypeError(f"{self.name}: forward sensitivities need a vector field, not {model.label}")
         return forward_sensitivity_gradient(
-            self.model, params, data, rtol=1e-12, atol=1e-12, loss=self.loss, cotangent=self.loss_cotangent
+            model, params, data, rtol=1e-12, atol=1e-12, loss=self.loss, cotangent=self.loss_cotangent
         )
 
     def trajectories(self, predict: Predictor, data: Dataset) -> dict[str, np.ndarray]:

@@ -1,0 +1,83 @@
+"""The study interface and its registry: a study is a predefined sweep over the same cells
+as `run`, one module per study, registered so that the CLI builds its choices and help
+from the registry."""
+
+from __future__ import annotations
+
+import abc
+import argparse
+from pathlib import Path
+from typing import Any, ClassVar
+
+from harness.core.errors import UsageError
+from harness.planning.cell import Cell
+from harness.studies.session import execute
+
+__all__ = ["STUDIES", "AbstractStudy", "floats", "plan_cells", "register_study", "run_session"]
+
+
+class AbstractStudy(abc.ABC):
+    """A sweep: its own options, the cells it plans, what it prints after the run."""
+
+    #: the name after `python -m harness study`
+    name: ClassVar[str]
+    #: one line for `--help`
+    help: ClassVar[str]
+    #: tasks it runs when `--task` is not given
+    default_task: ClassVar[str] = "lotka_volterra"
+    #: whether its cells measure memory (each in a process of its own)
+    memory: ClassVar[bool] = False
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:  # noqa: B027 (optional hook)
+        """The study's own options (the session options are added for it)."""
+
+    @abc.abstractmethod
+    def cells(self, args: argparse.Namespace) -> list[Cell]:
+        """The cells of the sweep."""
+
+    def run(self, args: argparse.Namespace, out: Path) -> int:
+        """Run the cells into `out`, then `summarise`."""
+        code = run_session(self.cells(args), out, args, memory=self.memory, label=self.name)
+        if code == 0:
+            self.summarise(out)
+        return code
+
+    def summarise(self, out: Path) -> None:  # noqa: B027 (optional hook)
+        """Print what the study found, from the results folder."""
+
+
+STUDIES: dict[str, AbstractStudy] = {}
+
+
+def register_study(cls: type[AbstractStudy]) -> type[AbstractStudy]:
+    """Class decorator: register a study under `cls.name`."""
+    if cls.name in STUDIES:
+        raise ValueError(f"study name {cls.name!r} registered twice")
+    STUDIES[cls.name] = cls()
+    return cls
+
+
+def floats(text: str, what: str) -> list[float]:
+    """Positive numbers separated by commas; else a one-line `UsageError` naming `what`."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"bad {what} '{text}': expected numbers separated by commas") from None
+    if not values or any(v <= 0 for v in values):
+        raise UsageError(f"bad {what} '{text}': expected positive numbers")
+    return values
+
+
+def plan_cells(task: str, impl: str, args: argparse.Namespace, iters: int = 0) -> list[Cell]:
+    """The cells of `task` x `impl` (grids allowed) at the session's seed, device and dtype."""
+    from harness.planning.matrix import plan
+
+    return plan(task, impl, sets={}, seeds=[args.seed], iters=iters, device=args.device, dtype=args.dtype)
+
+
+def run_session(cells: list[Any], out: Path, args: argparse.Namespace, *, memory: bool, label: str) -> int:
+    """`execute` with the session options of `args`."""
+    return execute(
+        cells, out=out, label=label, repeats=args.repeats, memory=memory, timeout=args.timeout,
+        progress=not args.quiet,
+    )  # fmt: skip
