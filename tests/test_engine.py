@@ -120,3 +120,55 @@ def test_killing_the_parent_kills_its_worker(tmp_path: Path) -> None:
 def test_one_line_of_an_exception(bad: str) -> None:
     line = one_line(ValueError(f"{bad}\nsecond line"))
     assert "\n" not in line and line.startswith("ValueError")
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("plain", "RuntimeError: plain"),
+        ("", "RuntimeError"),
+        ("\n\nreal cause here\nmore", "RuntimeError: real cause here"),
+        (
+            '------------\nAbove is the stack outside of JIT.\n  File "x.py", line 1\nmax_steps reached',
+            "RuntimeError: max_steps reached",
+        ),
+        ("solver failed:\n  step size underflow\n", "RuntimeError: solver failed: step size underflow"),
+    ],
+)
+def test_the_reason_keeps_the_informative_line(message: str, expected: str) -> None:
+    assert one_line(RuntimeError(message)) == expected
+
+
+def test_sigterm_ends_a_run_in_one_line_keeping_finished_cells(tmp_path: Path) -> None:
+    """numpy-adjoint finishes, rk4-unrolled hangs; SIGTERM: exit 130, one line, the finished
+    record kept, no worker and no temporary folder left."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "HARNESS_FAULT": "rk4-unrolled:hang:reference", "TMPDIR": str(scratch)}
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "harness", "run", "--task", "linear_adjoint", "--impl",
+           "numpy-adjoint,rk4-unrolled", "--iters", "1", "--repeats", "1", "--no-memory", "--quiet",
+           "--out", str(out)]  # fmt: skip
+    parent = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (out / "records.jsonl").is_file():
+            time.sleep(0.5)
+        assert (out / "records.jsonl").is_file(), "the first cell did not finish within 120 s"
+        workers: list[psutil.Process] = []
+        while time.monotonic() < deadline and not workers:
+            time.sleep(0.5)
+            workers = _descendants_named_worker(parent.pid)
+        assert workers
+        parent.send_signal(signal.SIGTERM)
+        _, err = parent.communicate(timeout=60)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert parent.returncode == 130
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in err, err
+    assert [r["impl"] for r in load_records(out)] == ["numpy-adjoint"]
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive
+    assert not list(scratch.glob("harness-cell-*"))

@@ -71,8 +71,9 @@ def _run(tmp: Path, impls: str, *extra: str) -> int:
         ("rk4-unrolled:crash", (), "train: crashed: killed by signal SIGKILL"),
         ("rk4-unrolled:hang:nfe", ("--timeout", "30"), "nfe: timed out after 30 s"),
         ("rk4-unrolled:nan", (), "value_and_grad: FloatingPointError: non-finite loss or gradient"),
+        ("rk4-unrolled:nan:train", (), "train: FloatingPointError: training diverged"),
     ],
-    ids=["crash", "hang", "nan"],
+    ids=["crash", "hang", "nan", "nan-at-train"],
 )
 def test_a_failing_backend_leaves_the_others_intact(
     tmp_path: Path, monkeypatch, fault, extra, reason

@@ -18,6 +18,7 @@ from harness.core.errors import UsageError
 from harness.core.models import AbstractMap, flatten, unflatten
 from harness.numerics.reference import forward_sensitivity_gradient
 from tasks import odenet_digits
+from tasks._common.idx import idx_image_shape
 from tasks.odenet_digits import (
     MNIST_FILES,
     DataDirError,
@@ -83,6 +84,26 @@ def test_idx_malformed_is_one_line(tmp_path: Path) -> None:
     short.write_bytes(short.read_bytes()[:-1])
     with pytest.raises(ValueError, match=r"19 bytes, the header \(4, 2\) needs 20"):
         read_idx(tmp_path / "short")
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("not-gzip.gz", b"plain bytes, not gzip"), ("cut.gz", None), ("a-directory", "dir")],
+)
+def test_unreadable_idx_files_are_one_line(tmp_path: Path, name: str, content: bytes | str | None) -> None:
+    import gzip
+
+    path = tmp_path / name
+    if content == "dir":
+        path.mkdir()
+    elif content is None:  # a gzip stream cut short
+        path.write_bytes(gzip.compress(b"\x00\x00\x08\x01" + bytes(64))[:-12])
+    else:
+        path.write_bytes(content)
+    for reader in (read_idx, idx_image_shape):
+        with pytest.raises(ValueError, match=f"'{path}' cannot be read: ") as info:
+            reader(path)
+        assert "\n" not in str(info.value)
 
 
 def test_average_pool() -> None:

@@ -444,3 +444,19 @@ def test_verdicts_are_the_recorded_ones_unless_the_caller_passes_claims(
     assert len(calls) == 1
     for name in ("markdown", "html"):
         assert "FAIL 0.03" in paths[name].read_text()
+
+
+def test_user_strings_are_escaped_in_html_and_markdown(tmp_path: Path) -> None:
+    """Task names, back-end names, statuses and reasons are user input (plugins, hand-edited
+    folders): no raw markup reaches either report, in text or in attribute values."""
+    evil = '<script>alert("x")</script>'
+    records = [
+        record(evil, "numpy-adjoint", status="failed", reason=f'train: {evil} & "quoted"'),
+        {**record("linear", "numpy-adjoint"), "impl": evil, "status": f'x" onmouseover="{evil}'},
+    ]
+    write_records(tmp_path, records)
+    paths = html_report.write_report(tmp_path)
+    page, md = Path(paths["html"]).read_text(), Path(paths["markdown"]).read_text()
+    assert "<script>" not in page and 'onmouseover="' not in page  # quotes escaped in attributes
+    assert "<script>" not in md and "<" not in md.replace("&lt;", "")  # no tag can open in markdown
+    assert "&lt;script&gt;" in page and "&lt;script&gt;" in md

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["UsageError", "choices", "one_line"]
+__all__ = ["UsageError", "choices", "informative_line", "one_line"]
 
 
 class UsageError(Exception):
@@ -14,7 +14,39 @@ def choices(names: object) -> str:
     return ", ".join(sorted(str(n) for n in names))  # type: ignore[union-attr]
 
 
+#: lines of an exception message that frame the cause rather than state it
+_FRAMING = (
+    "traceback",
+    'file "',
+    "above is the stack",
+    "below is the stack",
+    "the above exception",
+    "during handling of",
+    "for simplicity, jax",
+    "the stack trace below",
+    "note:",
+)
+
+
+def informative_line(message: str) -> str:
+    """The line of a (possibly long) message that states the cause: the first one that is
+    neither blank, nor a rule of dashes, nor traceback framing (JAX and equinox put their
+    cause below such lines); a line ending in ':' takes the next one with it."""
+    lines = [line.strip() for line in message.splitlines()]
+    useful = [
+        line
+        for line in lines
+        if line and any(c.isalnum() for c in line) and not line.lower().startswith(_FRAMING)
+    ]
+    if not useful:
+        return ""
+    first = useful[0]
+    if first.endswith(":") and len(useful) > 1:
+        first = f"{first} {useful[1]}"
+    return first
+
+
 def one_line(exc: BaseException) -> str:
-    """`ExceptionType: first line of its message`, for a record's `reason` or an error line."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    """`ExceptionType: the informative line of its message`, for a record's `reason` or an
+    error line."""
+    return f"{type(exc).__name__}: {informative_line(str(exc))}".rstrip(": ")

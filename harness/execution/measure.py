@@ -29,20 +29,30 @@ from harness.planning.config import STOP_KEY
 __all__ = ["FAULT_VARIABLE", "energy_arrays", "measure_cell"]
 
 #: test aid: ``HARNESS_FAULT="IMPL:MODE[:STAGE]"`` makes that back-end's worker crash
-#: (killed by SIGKILL), hang, or produce NaN parameters at STAGE (default: train)
+#: (killed by SIGKILL), hang, or go on with NaN parameters from STAGE on (default stage:
+#: train for crash and hang, value_and_grad for nan); stages: reference, setup,
+#: value_and_grad, nfe, memory, train, metrics, trajectories
 FAULT_VARIABLE = "HARNESS_FAULT"
+_DEFAULT_STAGE = {"crash": "train", "hang": "train", "nan": "value_and_grad"}
 
 
-def _inject_fault(cell: Cell, stage: str) -> None:
-    spec = os.environ.get(FAULT_VARIABLE, "")
-    impl, _, rest = spec.partition(":")
+def _fault_at(cell: Cell, stage: str) -> str | None:
+    """The fault mode `HARNESS_FAULT` asks of this cell's back-end at `stage`, or None."""
+    impl, _, rest = os.environ.get(FAULT_VARIABLE, "").partition(":")
     mode, _, at = rest.partition(":")
-    if impl != cell["impl"] or stage != (at or "train"):
-        return
+    if impl != cell["impl"] or mode not in _DEFAULT_STAGE or stage != (at or _DEFAULT_STAGE[mode]):
+        return None
+    return mode
+
+
+def _inject_fault(cell: Cell, stage: str) -> bool:
+    """Crash or hang here when asked; True when the parameters must turn NaN here."""
+    mode = _fault_at(cell, stage)
     if mode == "crash":
         os.kill(os.getpid(), signal.SIGKILL)
     if mode == "hang":
         time.sleep(1e6)
+    return mode == "nan"
 
 
 def energy_arrays(task: AbstractTask, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -68,13 +78,13 @@ def measure_cell(
     with `record["stage"]` naming the stage that failed."""
 
     def stage(name: str) -> None:
+        nonlocal params
         record["stage"] = name
         checkpoint(record)
-        _inject_fault(cell, name)
+        if _inject_fault(cell, name):
+            params = {k: np.full_like(v, np.nan) for k, v in params.items()}
 
     task, data, params = build_task(cell)
-    if os.environ.get(FAULT_VARIABLE, "").startswith(f"{cell['impl']}:nan"):
-        params = {k: np.full_like(v, np.nan) for k, v in params.items()}
 
     stage("reference")
     _, ref_grad, how = task.reference_gradient(task.init_params(cell["seed"]), data)

@@ -176,7 +176,7 @@ def _html_table(frame: Any, text_columns: Sequence[str] = ("task", "back-end", "
         for column, value in row.items():
             classes = ["text"] if column in text_columns else []
             if column == "status":
-                classes.append(f"status-{value}")
+                classes.append(html.escape(f"status-{value}"))
             cells.append(f'<td class="{" ".join(classes)}">{html.escape(str(value))}</td>')
         rows.append(f"<tr>{''.join(cells)}</tr>")
     table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -398,7 +398,15 @@ def render_markdown(
     if problems:
         lines += ["Figures that could not be drawn:", ""]
         lines += [f"- {f.name}: {f.error}" for f in problems]
-    return "\n".join(lines).rstrip() + "\n"
+    return "\n".join(_markdown_text(line) for line in lines).rstrip() + "\n"
+
+
+def _markdown_text(line: str) -> str:
+    """A line of the markdown report with `&`, `<` and `>` as entities (names, reasons and
+    options are user input, and markdown passes raw HTML through); image lines as they are."""
+    if line.startswith("!["):
+        return line
+    return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # --------------------------------------------------------------------------- entry point

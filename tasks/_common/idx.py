@@ -9,11 +9,12 @@ gzipped, with a `.gz` suffix.
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from harness.core.errors import UsageError
+from harness.core.errors import UsageError, one_line
 
 __all__ = ["MNIST_FILES", "DataDirError", "check_data_dir", "idx_image_shape", "read_idx"]
 
@@ -34,6 +35,16 @@ class DataDirError(UsageError, FileNotFoundError):
     expected (a `UsageError`, so the command line prints it without a traceback)."""
 
 
+def _read_bytes(path: Path) -> bytes:
+    """The bytes of `path`, gunzipped for a `.gz` name; a file that cannot be read or is not
+    gzip data is a one-line `ValueError` naming it."""
+    try:
+        raw = path.read_bytes()
+        return gzip.decompress(raw) if path.suffix == ".gz" else raw
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"'{path}' cannot be read: {one_line(exc)}") from None
+
+
 def read_idx(path: str | Path) -> np.ndarray:
     """An array from an IDX file (the MNIST format, see the module docstring), gzipped when
     the name ends in `.gz`.
@@ -41,7 +52,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     **Raises:** `ValueError` (one line naming the file) on a malformed header or size.
     """
     path = Path(path)
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    raw = _read_bytes(path)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise ValueError(f"'{path}' is not an IDX file: bad magic number {raw[:4].hex() or 'none'}")
     dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
@@ -63,9 +74,12 @@ def idx_image_shape(path: str | Path) -> tuple[int, int]:
     **Raises:** `ValueError` when the file does not start with a 3-dimensional header.
     """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        header = fh.read(16)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as fh:
+            header = fh.read(16)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"'{path}' cannot be read: {one_line(exc)}") from None
     if len(header) < 16 or header[3] != 3:
         raise ValueError(f"'{path}' is not an IDX file of images (3 dimensions)")
     rows, cols = np.frombuffer(header, dtype=">u4", count=2, offset=8)
