@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import NoReturn
 
@@ -87,6 +89,16 @@ def _matrix_options(parser: argparse.ArgumentParser) -> None:
         help="go on with an interrupted run in DIR, skipping its finished cells",
     )
     parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="with --resume: run the cells recorded as failed again (their new records replace the old)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="start the --out folder over: its old records, trajectories, figures and reports are removed",
+    )
+    parser.add_argument(
         "--train-budget",
         type=float,
         default=None,
@@ -127,46 +139,38 @@ def cmd_list() -> int:
 
 
 def _seeds(args: argparse.Namespace) -> list[int]:
-    if args.seeds is None:
-        return [args.seed]
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        raise UsageError(f"bad --seeds '{args.seeds}': expected integers such as 0,1,2") from None
-    if not seeds:
-        raise UsageError("bad --seeds: no seed given")
-    return seeds
+    from harness.planning.config import parse_seeds
+
+    return [args.seed] if args.seeds is None else parse_seeds(args.seeds)
 
 
 def cmd_run(args: argparse.Namespace, *, judge: bool = False) -> int:
     """`run` (and `reproduce`, with `judge`: exit status 1 when a claim FAILs or a cell
     gives no result; `reproduce` runs each task's defaults, the cells its claims need)."""
-    from harness.planning.config import parse_sets
+    from harness.planning.config import check_session, parse_sets
     from harness.planning.matrix import plan
 
+    check_session(args)  # the process-level numbers, before anything is read or written
+    seeds = _seeds(args)
+    if args.retry_failed and args.resume is None:
+        raise UsageError("--retry-failed needs --resume DIR (the run whose failed cells to retry)")
+    if args.force and args.resume is not None:
+        raise UsageError("give --resume DIR (go on) or --force (start over), not both")
     if args.resume is not None:
         if args.out is not None and args.out != args.resume:
             raise UsageError("give --resume DIR or --out DIR, not both")
         from harness.store.results import load_records
 
-        if (args.resume / "records.jsonl").is_file():
-            load_records(args.resume)  # a corrupt or foreign file: one line naming it
-        elif not args.resume.is_dir():
+        if not args.resume.is_dir():
             raise UsageError(f"no results folder at '{args.resume}' to resume")
+        if (args.resume / "records.jsonl").exists():
+            load_records(args.resume)  # a corrupt or foreign file: one line naming it
     check_device(args.device)
-    if args.repeats < 1:
-        raise UsageError(f"bad --repeats {args.repeats}: must be at least 1")
-    if args.iters is not None and args.iters < 0:
-        raise UsageError(f"bad --iters {args.iters}: must not be negative")
-    if not args.timeout > 0:
-        raise UsageError(f"bad --timeout {args.timeout}: must be positive")
-    if args.train_budget is not None and not args.train_budget > 0:
-        raise UsageError(f"bad --train-budget {args.train_budget}: must be a positive number of seconds")
     cells = plan(
         args.task,
         args.impl,
         sets=parse_sets(args.sets),
-        seeds=_seeds(args),
+        seeds=seeds,
         iters=args.iters,
         device=args.device,
         dtype=args.dtype,
@@ -176,6 +180,9 @@ def cmd_run(args: argparse.Namespace, *, judge: bool = False) -> int:
     return execute(
         cells,
         out=args.resume or args.out,
+        resume=args.resume is not None,
+        force=args.force,
+        retry_failed=args.retry_failed,
         label=cells[0]["task"] if len({c["task"] for c in cells}) == 1 else "matrix",
         repeats=args.repeats,
         memory=not args.no_memory,
@@ -233,8 +240,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM ends a run as Ctrl-C does: finished cells kept, one line, no traceback."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.plugin:
             # through the environment, so worker and memory-probe processes load them too
@@ -254,3 +268,6 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # outside a run's cells (planning, the report)
+        print(f"interrupted ({exc or 'SIGINT'}): nothing is lost of what was written", file=sys.stderr)
+        return 130

@@ -20,6 +20,7 @@ import numpy as np
 from harness.core.devices import parse_device
 from harness.core.models import AbstractMap, AbstractModel, AbstractVectorField, Params
 from harness.core.protocols import AbstractImplementation, TrainCallback, TrainResult
+from harness.core.ranges import integer
 from harness.core.registry import register_implementation
 
 __all__ = ["JaxCheckpoint", "jax_device", "solve"]
@@ -147,6 +148,7 @@ class JaxCheckpoint(AbstractImplementation):
     devices = ("cpu", "cuda")
     solver_options = ("rtol", "atol")
     options = {"max_steps": 4096}
+    option_ranges = {"max_steps": integer(1)}
     framework_memory = (
         "XLA compiled memory analysis of the jitted value-and-grad: temp + output bytes "
         "(jit(f).lower(...).compile().memory_analysis())"

@@ -29,6 +29,7 @@ from scipy.integrate import RK45, solve_ivp
 
 from harness.core.models import AbstractVectorField, Params
 from harness.core.protocols import AbstractImplementation, AbstractTask, TrainCallback, TrainResult
+from harness.core.ranges import flag
 from harness.core.registry import register_implementation
 from harness.numerics.optim import Adam
 
@@ -60,6 +61,7 @@ class NumpyAdjoint(AbstractImplementation):
     devices = ("cpu",)
     solver_options = ("rtol", "atol")
     options = {"carry_step": True}
+    option_ranges = {"carry_step": flag()}
     framework_memory = "tracemalloc peak of one value-and-grad call"
 
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.core.models import AbstractMap, AbstractVectorField
+from harness.core.ranges import Range, flag
 from harness.core.registry import register_implementation
 from implementations._torch_base import AbstractTorchImplementation
 
@@ -33,6 +34,7 @@ class TorchAdjoint(AbstractTorchImplementation):
     builds = (AbstractVectorField, AbstractMap)
     solver_options = ("rtol", "atol")
     options: ClassVar[dict[str, Any]] = {"seminorm": False}
+    option_ranges: ClassVar[dict[str, Range]] = {"seminorm": flag()}
 
     def setup_solver(self) -> None:
         from torchdiffeq import odeint_adjoint

@@ -9,6 +9,7 @@ import numpy as np
 from harness.core.claims import Claim, fit_claim
 from harness.core.models import MLP, Params
 from harness.core.protocols import Dataset, HasEnergy, Predictor
+from harness.core.ranges import integer, non_negative, positive
 from harness.core.registry import register_task
 from harness.numerics.metrics import extrapolate, trajectory_metrics
 from harness.numerics.trajectory_task import TrajectoryTask
@@ -45,6 +46,17 @@ class DoublePendulum(TrajectoryTask, HasEnergy):
         "l1": 1.0,
         "l2": 1.0,
         "g": 9.8,
+    }
+    option_ranges = {
+        "t1": positive(),
+        "n_obs": integer(2),
+        "extrap": non_negative(),
+        "hidden": integer(1),
+        "m1": positive(),
+        "m2": positive(),
+        "l1": positive(),
+        "l2": positive(),
+        "g": non_negative(),
     }
     train_defaults = {"iters": 500, "lr": 1e-2, "target": 2e-5, "budget": 120.0}
     claims = (

@@ -11,6 +11,7 @@ from harness.core.claims import Claim, fit_claim
 from harness.core.errors import UsageError, choices
 from harness.core.models import Params
 from harness.core.protocols import AbstractImplementation, Dataset, Predictor, TrainCallback, TrainResult
+from harness.core.ranges import integer, non_negative, one_of, positive
 from harness.core.registry import register_task
 from harness.numerics.metrics import extrapolate, trajectory_metrics
 from tasks._common.collocation import KERNELS, collocate, default_bandwidth, fit_collocation
@@ -76,6 +77,14 @@ class HNNDoublePendulum(DoublePendulum):
         "kernel": "epanechnikov",
         "degree": 3,
         "midpoint_dt": 0.01,
+    }
+    option_ranges = {
+        **DoublePendulum.option_ranges,
+        "training": one_of(*TRAININGS),
+        "bandwidth": non_negative(),
+        "kernel": one_of(*KERNELS),
+        "degree": integer(1),
+        "midpoint_dt": positive(),
     }
     train_defaults = {"iters": 3000, "lr": 1e-2, "budget": 120.0}
     claims = (

@@ -19,6 +19,7 @@ import numpy as np
 from harness.core.claims import Claim
 from harness.core.models import MLP, Parametric, Params, flatten
 from harness.core.protocols import AbstractImplementation, Dataset, Predictor, TrainCallback, TrainResult
+from harness.core.ranges import flag, integer, non_negative, one_of, positive, probability, text
 from harness.core.registry import register_task
 from harness.numerics.metrics import trajectory_metrics
 from harness.numerics.training import curriculum_stages
@@ -153,6 +154,28 @@ class HybridLotkaVolterra(TrajectoryTask):
         "learn_y0": False,
         "y0_lead": 0.5,
         "noise": 0.0,
+    }
+    option_ranges = {
+        "t1": positive(),
+        "n_obs": integer(2),
+        "extrap": non_negative(),
+        "hidden": integer(1),
+        "activation": one_of("tanh", "relu", "sigmoid"),
+        "init_scale": non_negative(),
+        "frac_physics": probability(),
+        "frac_formula": probability(),
+        "formula_lr_ratio": positive(),
+        "curriculum_step": integer(0),
+        "n_samples": integer(2),
+        "regression": one_of("subset", "stlsq"),
+        "max_terms": integer(1),
+        "tol": non_negative(),
+        "cat_powers": text(),
+        "library": one_of("cat", "full"),
+        "target": one_of("response", "nn"),
+        "learn_y0": flag(),
+        "y0_lead": positive(),
+        "noise": non_negative(),
     }
     solver_defaults = {"rtol": 1e-7, "atol": 1e-7, "dt": 0.05}
     train_defaults = {"iters": 300, "lr": 0.05, "budget": 180.0}

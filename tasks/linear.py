@@ -7,6 +7,7 @@ import numpy as np
 from harness.core.claims import fit_claim
 from harness.core.models import MLP, Params
 from harness.core.protocols import Dataset, Predictor
+from harness.core.ranges import integer, non_negative, positive
 from harness.core.registry import register_task
 from harness.numerics.metrics import trajectory_metrics
 from harness.numerics.trajectory_task import TrajectoryTask
@@ -35,6 +36,14 @@ class Linear(TrajectoryTask):
     check_options = {"batch": 8, "hidden": 16}
     source = "000 §3.1"
     options = {"t1": 1.0, "n_obs": 11, "batch": 64, "sigma0": 4.0, "extrap": 3.0, "hidden": 64}
+    option_ranges = {
+        "t1": positive(),
+        "n_obs": integer(2),
+        "batch": integer(1),
+        "sigma0": positive(),
+        "extrap": non_negative(),
+        "hidden": integer(1),
+    }
     train_defaults = {"iters": 500, "lr": 1e-2, "target": 0.02, "budget": 120.0}
     claims = (
         fit_claim(

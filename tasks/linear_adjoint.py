@@ -10,6 +10,7 @@ from scipy.linalg import expm, expm_frechet
 from harness.core.claims import Claim, fit_claim
 from harness.core.models import Parametric, Params
 from harness.core.protocols import Dataset, Predictor, mse_loss, mse_loss_cotangent
+from harness.core.ranges import integer, non_negative, positive
 from harness.core.registry import register_task
 from harness.numerics.trajectory_task import TrajectoryTask
 from tasks._common.physics import linear_field
@@ -43,6 +44,13 @@ class LinearAdjoint(TrajectoryTask):
     name = "linear_adjoint"
     source = "001 (worked example f(z) = W z); data of 000 §3.1"
     options = {"t1": 1.0, "n_obs": 11, "batch": 8, "sigma0": 4.0, "extrap": 1.0}
+    option_ranges = {
+        "t1": positive(),
+        "n_obs": integer(2),
+        "batch": integer(1),
+        "sigma0": positive(),
+        "extrap": non_negative(),
+    }
     solver_defaults = {"rtol": 1e-10, "atol": 1e-10, "dt": 0.001}
     check_tolerances = {
         "gradient": (

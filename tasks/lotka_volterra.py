@@ -7,6 +7,7 @@ import numpy as np
 from harness.core.claims import fit_claim
 from harness.core.models import MLP, Params
 from harness.core.protocols import Dataset, Predictor
+from harness.core.ranges import integer, non_negative, positive
 from harness.core.registry import register_task
 from harness.numerics.metrics import trajectory_metrics
 from harness.numerics.trajectory_task import TrajectoryTask
@@ -37,6 +38,7 @@ class LotkaVolterra(TrajectoryTask):
     check_options = {"hidden": 16}
     source = "000 §3.2"
     options = {"t1": 10.0, "n_obs": 101, "extrap": 10.0, "hidden": 64}
+    option_ranges = {"t1": positive(), "n_obs": integer(2), "extrap": non_negative(), "hidden": integer(1)}
     train_defaults = {"iters": 4000, "lr": 1e-2, "target": 1e-3, "budget": 300.0}
     claims = (
         fit_claim(

@@ -6,6 +6,7 @@ import numpy as np
 
 from harness.core.claims import fit_claim
 from harness.core.protocols import Dataset
+from harness.core.ranges import non_negative
 from harness.core.registry import register_task
 from tasks._common.data import trajectory_dataset
 from tasks._common.physics import lotka_volterra_field
@@ -25,6 +26,7 @@ class LotkaVolterraNoisy(LotkaVolterra):
     name = "lotka_volterra_noisy"
     source = "000 §3.3"
     options = {**LotkaVolterra.options, "n_obs": 41, "noise": 0.1}
+    option_ranges = {**LotkaVolterra.option_ranges, "noise": non_negative()}
     train_defaults = {"iters": 5000, "lr": 1e-2, "target": 0.022, "budget": 300.0}
     claims = (
         fit_claim(

@@ -10,6 +10,7 @@ import numpy as np
 from harness.core.claims import Claim
 from harness.core.models import AbstractVectorField, Parametric, Params, TimeScaled
 from harness.core.protocols import Dataset, Predictor
+from harness.core.ranges import integer, positive
 from harness.core.registry import register_task
 from harness.numerics.metrics import rmse
 from harness.numerics.trajectory_task import TrajectoryTask
@@ -59,6 +60,7 @@ class PairsTask(TrajectoryTask):
     """
 
     options: dict[str, Any] = {"n_times": 500, "t1": 100.0}
+    option_ranges = {"n_times": integer(1), "t1": positive()}
     solver_defaults = {"rtol": 1e-7, "atol": 1e-7, "dt": 0.01}
     #: `harness.testing.check_task`: 10 pairs over [0, 2] instead of 500 over [0, 100] (the
     #: same pair durations; the reference solves one system per pair)

@@ -7,6 +7,7 @@ import numpy as np
 from harness.core.claims import Claim
 from harness.core.models import MLP, Params
 from harness.core.protocols import Dataset, Predictor
+from harness.core.ranges import integer, non_negative, positive
 from harness.core.registry import register_task
 from harness.numerics.metrics import trajectory_metrics
 from harness.numerics.trajectory_task import TrajectoryTask
@@ -34,6 +35,7 @@ class LotkaVolterraShort(TrajectoryTask):
     name = "lotka_volterra_short"
     source = "002 §4.2"
     options = {"t1": 5.0, "n_obs": 20, "extrap": 5.0, "hidden": 64}
+    option_ranges = {"t1": positive(), "n_obs": integer(2), "extrap": non_negative(), "hidden": integer(1)}
     train_defaults = {"iters": 1000, "lr": 0.1, "target": 0.5, "budget": 120.0}
     claims = (
         Claim(

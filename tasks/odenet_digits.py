@@ -30,6 +30,7 @@ from harness.core.models import (
     unflatten,
 )
 from harness.core.protocols import AbstractTask, Dataset, Predictor
+from harness.core.ranges import Range, integer, positive, probability, text
 from harness.core.registry import register_task
 from tasks._common.idx import MNIST_FILES, DataDirError, check_data_dir, idx_image_shape, read_idx
 
@@ -272,6 +273,15 @@ class OdenetDigits(AbstractTask):
         "width": 64,
         "t1": 1.0,
     }
+    option_ranges: ClassVar[dict[str, Range]] = {
+        "data_dir": text(),
+        "pool": integer(0),
+        "n_train": integer(0),
+        "n_test": integer(0),
+        "test_fraction": probability(open_ends=True),
+        "width": integer(1),
+        "t1": positive(),
+    }
     train_defaults: ClassVar[dict[str, Any]] = {"iters": 50, "lr": 1e-2, "budget": 120.0}
     claims: ClassVar[tuple[Claim, ...]] = (
         Claim(
@@ -414,6 +424,7 @@ class ResnetDigits(OdenetDigits):
 
     name = "resnet_digits"
     options: ClassVar[dict[str, Any]] = {**OdenetDigits.options, "n_blocks": 6}
+    option_ranges: ClassVar[dict[str, Range]] = {**OdenetDigits.option_ranges, "n_blocks": integer(1)}
     reported_key = "resnet"
     claims: ClassVar[tuple[Claim, ...]] = (
         Claim(

@@ -55,7 +55,7 @@ def test_work_precision_plans_a_grid_per_backend() -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["study", "work-precision", "--tols", "x"], "bad --tols 'x'"),
+        (["study", "work-precision", "--tols", "x"], "bad --tols=x"),
         (["study", "memory-scaling", "--task", "lotka_volterra_params"], "has no t1 / n_obs options"),
         (["study", "nope"], "invalid choice: 'nope'"),
     ],

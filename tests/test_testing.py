@@ -182,8 +182,8 @@ def test_the_cli_prints_a_task_option_error_in_one_line(tmp_path: Any) -> None:
         '    name = "_picky_cli"\n\n'
         "    def __init__(self, **overrides):\n"
         "        super().__init__(**overrides)\n"
-        "        if self.n_obs < 2:\n"
-        '            raise ValueError("n_obs must be at least 2")\n'
+        "        if self.n_obs > 1000:\n"
+        '            raise ValueError("n_obs must be at most 1000")\n'
     )
     out = subprocess.run(
         [
@@ -198,7 +198,7 @@ def test_the_cli_prints_a_task_option_error_in_one_line(tmp_path: Any) -> None:
             "--impl",
             "numpy-adjoint",
             "--set",
-            "n_obs=1",
+            "n_obs=2000",
             "--out",
             str(tmp_path / "run"),
         ],
@@ -208,4 +208,4 @@ def test_the_cli_prints_a_task_option_error_in_one_line(tmp_path: Any) -> None:
     )
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "_picky_cli" in lines[0] and "n_obs must be at least 2" in lines[0]
+    assert len(lines) == 1 and "_picky_cli" in lines[0] and "n_obs must be at most 1000" in lines[0]

@@ -17,6 +17,7 @@ import numpy as np
 
 from harness.core.devices import parse_device
 from harness.core.models import AbstractModel, Params
+from harness.core.ranges import Range
 
 if TYPE_CHECKING:  # shape annotations for readers and pyright, no import at run time
     from jaxtyping import Float
@@ -127,6 +128,9 @@ class AbstractTask(abc.ABC):
     source: ClassVar[str]
     #: task options and their defaults (types are taken from the defaults)
     options: ClassVar[dict[str, Any]] = {}
+    #: the valid values of every option (`harness.core.ranges`), checked before any cell
+    #: starts; a registered task declares one for each of its `options`
+    option_ranges: ClassVar[dict[str, Range]] = {}
     #: solver defaults shared by all back-ends of this task: rtol and atol for the adaptive
     #: solvers, the largest RK4 step `dt` (each observation interval is split into
     #: ceil(interval / dt) equal steps)
@@ -288,6 +292,8 @@ class AbstractImplementation(abc.ABC):
     solver_options: ClassVar[tuple[str, ...]] = ("rtol", "atol")
     #: back-end-only options and their defaults
     options: ClassVar[dict[str, Any]] = {}
+    #: the valid values of every back-end option (`harness.core.ranges`)
+    option_ranges: ClassVar[dict[str, Range]] = {}
     #: one line on what `framework_peak_bytes` measures
     framework_memory: ClassVar[str] = ""
 

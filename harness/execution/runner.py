@@ -54,14 +54,15 @@ def skip_reason(cell: Cell) -> str | None:
     return cls.skip(registry.get_task(cell["task"])(**cell["task_options"]), cell["device"])
 
 
-def _finish(outcome: Outcome, store: ResultsStore) -> dict[str, Any]:
-    """Judge, attach the arrays and append one record (the parent's side of a cell)."""
+def _finish(outcome: Outcome, store: ResultsStore, replace: bool = False) -> dict[str, Any]:
+    """Judge, attach the arrays and append one record (the parent's side of a cell);
+    `replace`: the record takes the place of the cell's old one (`--retry-failed`)."""
     record = outcome.record
     cell = outcome.job.cell
     if outcome.arrays:
         record["trajectory_file"] = store.save_arrays(cell_id(cell), outcome.arrays)
     record["claims"] = judge_record(registry.get_task(cell["task"]).claims, record)
-    store.append(record)
+    store.append(record, replace=replace)
     return record
 
 
@@ -76,14 +77,20 @@ def run_cells(
     timeout: float = 1800.0,
     progress: bool = True,
     engine: Engine | None = None,
+    retry_failed: bool = False,
 ) -> list[dict[str, Any]]:
     """Measure every cell not yet in `store` on `engine` (default: each cell in a worker
     process of its own with `timeout`), appending each record to `store` as soon as its
-    cell ends.  Skipped cells are recorded first, then the engine's cells as they finish."""
+    cell ends.  Skipped cells are recorded first, then the engine's cells as they finish.
+    With `retry_failed`, cells recorded as `failed` run again and their new records
+    replace the old ones.  The folder's records are read (and validated) before any cell
+    runs; the caller holds the folder's lock (`ResultsStore.lock`)."""
     engine = engine or SubprocessEngine(timeout=timeout)
     env = {**env, **engine.describe()}
     done = store.finished_ids()
-    todo = [c for c in cells if cell_id(c) not in done]
+    retry = store.failed_ids() if retry_failed else set()
+    # a cell planned twice runs once: the folder holds one record per cell
+    todo = list({cell_id(c): c for c in cells if cell_id(c) not in done - retry}.values())
     records: list[dict[str, Any]] = []
     outer = tqdm(total=len(todo), desc="matrix", unit="cell", disable=not progress, position=0)
     jobs: list[Job] = []
@@ -93,14 +100,14 @@ def run_cells(
         job = Job(cell=cell, record=record, repeats=repeats, memory=memory, progress=progress)
         if reason := skip_reason(cell):
             record.update(status="skipped", reason=reason, cell_time_s=time.perf_counter() - started)
-            records.append(_finish(Outcome(job, record), store))
+            records.append(_finish(Outcome(job, record), store, cell_id(cell) in retry))
             outer.update(1)
         else:
             jobs.append(job)
     for outcome in engine.run(jobs):
         cell = outcome.job.cell
         outer.set_postfix_str(f"{cell['task']} / {cell['impl']} done")
-        records.append(_finish(outcome, store))
+        records.append(_finish(outcome, store, cell_id(cell) in retry))
         outer.update(1)
     outer.close()
     return records

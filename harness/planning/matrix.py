@@ -2,7 +2,9 @@
 
 `plan` expands task and back-end selections (with grids, `harness.planning.grid`), global
 `--set` values and seeds into cells; grid values override `--set` values; cells that
-come out identical (a back-end that ignores a swept option) are kept once.
+come out identical (a back-end that ignores a swept option) are kept once.  Every value
+of every cell (task, solver, back-end and training options, the seed) is checked against
+its declared range here, in the parent, before any cell starts.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from harness.core import registry
 from harness.core.errors import UsageError, choices
 from harness.core.protocols import AbstractImplementation, AbstractTask
+from harness.core.ranges import PROCESS_RANGES
 from harness.planning.cell import Cell, cell_id
 from harness.planning.config import TOL_ALIAS, TRAIN_KEYS, build_task, split_options, validate_keys
 from harness.planning.grid import expand_grid, split_selection
@@ -72,6 +75,9 @@ def plan(
     """All cells of a run, in task-major order."""
     tasks = [(registry.get_task(n), pts) for n, pts in select("task", task_spec)]
     impls = [(registry.get_implementation(n), pts) for n, pts in select("impl", impl_spec)]
+    seeds = [PROCESS_RANGES["--seed"].check("seed", seed) for seed in seeds]
+    if not seeds:
+        raise UsageError("no seed given")
     validate_keys(sets, [t for t, _ in tasks], [i for i, _ in impls])
     for cls, points in tasks:
         _check_grid_keys(points, _task_keys(cls), f"task {cls.name}")

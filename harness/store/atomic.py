@@ -24,6 +24,13 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _file_mode() -> int:
+    """The mode a plain `open` gives a new file: 0o666 less the umask (mkstemp's is 0o600)."""
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_file(path: Path | str) -> Iterator[IO[bytes]]:
     """``with atomic_file(path) as fh: fh.write(...)``: a binary file that appears at `path`
@@ -32,6 +39,7 @@ def atomic_file(path: Path | str) -> Iterator[IO[bytes]]:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), _file_mode())
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

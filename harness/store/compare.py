@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["TOLERANCES", "Tolerance", "Verdict", "compare_runs"]
+from harness.core.errors import UsageError
+
+__all__ = ["TOLERANCES", "Tolerance", "Verdict", "check_unique", "compare_runs"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,10 +114,26 @@ def _pair(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) -> lis
     return pairs
 
 
+def check_unique(records: Sequence[Mapping[str, Any]], name: str) -> None:
+    """A run holds one record per cell: a `cell_id` met twice is a one-line UsageError
+    (pairing would otherwise keep one of them without a word)."""
+    counts = Counter(r.get("cell_id") for r in records if r.get("cell_id") is not None)
+    twice = sorted(str(c) for c, n in counts.items() if n > 1)
+    if twice:
+        more = f" and {len(twice) - 1} more" if len(twice) > 1 else ""
+        raise UsageError(
+            f"run {name} holds cell {twice[0]} {counts[twice[0]]} times{more}: "
+            "a results folder has one record per cell, so its records cannot be paired"
+        )
+
+
 def compare_runs(
     a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]], *, times: bool = True
 ) -> list[Verdict]:
-    """One verdict per cell of A (and per cell only in B)."""
+    """One verdict per cell of A (and per cell only in B).  A run holding a cell twice is
+    a one-line UsageError (`check_unique`)."""
+    check_unique(a, "A")
+    check_unique(b, "B")
     verdicts = []
     for rec, other in _pair(a, b):
         if rec is None or other is None:

@@ -42,7 +42,7 @@ def find_runs(paths: Iterable[Path | str]) -> list[Path]:
     its subfolders that do (sorted).  A path with none is a one-line UsageError."""
     runs: list[Path] = []
     for path in map(Path, paths):
-        if (path / "records.jsonl").is_file():
+        if (path / "records.jsonl").exists():  # load_records says what is wrong with it
             runs.append(path)
             continue
         found = sorted(p.parent for p in path.glob("*/records.jsonl")) if path.is_dir() else []

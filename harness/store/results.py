@@ -9,20 +9,28 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import os
 import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from harness.core.errors import UsageError
-from harness.store.atomic import write_text_atomic, write_with_atomic
+from harness.store.atomic import write_bytes_atomic, write_text_atomic, write_with_atomic
+from harness.store.lock import folder_lock
+from harness.store.validate import load_env, load_trajectory, read_utf8_lines, record_problem, trajectory_path
 
 __all__ = [
     "RECORD_FIELDS",
+    "DuplicateCell",
     "ResultsStore",
+    "load_env",
     "load_records",
+    "load_trajectory",
     "new_run_id",
+    "prepare_folder",
     "records_frame",
+    "trajectory_path",
     "write_arrays",
     "write_json_atomic",
 ]
@@ -107,65 +115,187 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     write_text_atomic(Path(path), json.dumps(_clean(obj), allow_nan=False) + "\n")
 
 
+def _oserror(action: str, path: Path, exc: OSError) -> UsageError:
+    """A filesystem error as one line naming the path."""
+    return UsageError(f"cannot {action} '{path}': {exc.strerror or exc}")
+
+
+class DuplicateCell(UsageError):
+    """A record for a cell the folder already holds (and replacing it was not asked for)."""
+
+
 class ResultsStore:
-    """Append-only store of one run's records.
+    """Append-only store of one run's records, one record per `cell_id`.
 
     **Arguments:** `directory` (created), `env` (written to `env.json` unless the folder
-    already has one, as when a run is resumed).
+    already has one, as when a run is resumed).  Filesystem errors (a file where the
+    folder belongs, a read-only parent) are one-line UsageErrors.
+
+    One writer at a time: a session holds `lock()` for its whole run; an `append` outside
+    one takes the lock for itself, waiting for the current holder.
     """
+
+    #: what a results folder holds (what `clear` removes); nothing else is touched
+    FILES = ("records.jsonl", "summary.csv", "env.json", "report.md", "report.html")
+    FOLDERS = ("trajectories", "figures")
 
     def __init__(self, directory: Path, env: Mapping[str, Any] | None = None) -> None:
         self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.records_path = self.dir / "records.jsonl"
-        if env is not None and not (self.dir / "env.json").is_file():
-            write_text_atomic(self.dir / "env.json", json.dumps(_clean(env), indent=2) + "\n")
+        prepare_folder(self.dir)
+        if env is not None and not (self.dir / "env.json").exists():
+            try:
+                write_text_atomic(self.dir / "env.json", json.dumps(_clean(env), indent=2) + "\n")
+            except OSError as exc:
+                raise _oserror("write", self.dir / "env.json", exc) from None
+
+    def lock(self, *, wait: bool = False) -> Any:
+        """The folder's writer lock (a context manager; see `harness.store.lock`)."""
+        return folder_lock(self.dir, wait=wait)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The folder's records, validated (`load_records`); none when it has no file yet."""
+        if not self.records_path.exists():
+            return []
+        return load_records(self.dir)
 
     def finished_ids(self) -> set[str]:
         """`cell_id`s already recorded here (what `--resume` skips)."""
-        if not self.records_path.is_file():
-            return set()
-        return {r["cell_id"] for r in load_records(self.dir) if r.get("cell_id")}
+        return {r["cell_id"] for r in self.records() if r.get("cell_id")}
+
+    def failed_ids(self) -> set[str]:
+        """`cell_id`s recorded here as `failed` (what `--retry-failed` runs again)."""
+        return {r["cell_id"] for r in self.records() if r.get("cell_id") and r["status"] == "failed"}
+
+    def clear(self) -> None:
+        """Remove the folder's records, summary, env.json, trajectories, figures and
+        reports (`--force`: start over, keeping nothing of the old run)."""
+        import shutil
+
+        try:
+            for name in self.FILES:
+                path = self.dir / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+            for name in self.FOLDERS:
+                path = self.dir / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+            for tmp in self.dir.glob(".*.tmp"):  # left by a writer killed mid-write
+                tmp.unlink(missing_ok=True)
+        except OSError as exc:
+            raise _oserror("clear", self.dir, exc) from None
 
     def save_arrays(self, name: str, arrays: Mapping[str, Any]) -> str:
         """Write NumPy arrays to `trajectories/<name>.npz` atomically (no pickled objects);
         returns the path relative to the run folder."""
         folder = self.dir / "trajectories"
-        folder.mkdir(exist_ok=True)
         path = folder / f"{name}.npz"
-        write_arrays(path, arrays)
+        try:
+            folder.mkdir(exist_ok=True)
+            write_arrays(path, arrays)
+        except OSError as exc:
+            raise _oserror("write", path, exc) from None
         return str(path.relative_to(self.dir))
 
-    def append(self, record: Mapping[str, Any]) -> None:
-        """Add one record: the whole `records.jsonl` is rewritten to a temporary file and
-        renamed into place, so a crash at any moment leaves the old or the new file, never
-        a torn one; then the CSV, the same way."""
-        old = self.records_path.read_text() if self.records_path.is_file() else ""
-        if old and not old.endswith("\n"):
-            old += "\n"
-        write_text_atomic(self.records_path, old + json.dumps(_clean(record), allow_nan=False) + "\n")
-        frame = records_frame(load_records(self.dir))
-        write_text_atomic(self.dir / "summary.csv", frame.to_csv(index=False))
+    def append(self, record: Mapping[str, Any], *, replace: bool = False) -> None:
+        """Add one record, under the folder's lock: the whole `records.jsonl` is rewritten
+        to a temporary file, fsynced and renamed into place (`harness.store.atomic`), so a
+        crash at any moment leaves the old or the new file, never a torn one; then the CSV,
+        the same way.  A record for a `cell_id` already here replaces the old one with
+        `replace` (`--retry-failed`), else it is a `DuplicateCell` error.  Old lines are
+        kept byte for byte, even one this harness cannot read."""
+        clean = _clean(record)
+        line = json.dumps(clean, allow_nan=False).encode("utf-8")
+        cell = clean.get("cell_id")
+        with folder_lock(self.dir, wait=True):
+            try:
+                old = self.records_path.read_bytes() if self.records_path.exists() else b""
+            except OSError as exc:
+                raise _oserror("read", self.records_path, exc) from None
+            kept: list[bytes] = []
+            parsed: list[dict[str, Any]] = []
+            for raw in old.splitlines():
+                if not raw.strip():
+                    continue
+                rec = _lenient(raw)
+                if cell and rec is not None and rec.get("cell_id") == cell:
+                    if not replace:
+                        raise DuplicateCell(f"'{self.records_path}' already holds cell {cell}")
+                    continue
+                kept.append(raw)
+                if rec is not None and record_problem(rec) is None:
+                    parsed.append(rec)
+            parsed.append(clean)
+            try:
+                write_bytes_atomic(self.records_path, b"".join(k + b"\n" for k in [*kept, line]))
+                frame = records_frame(r for r in parsed if record_problem(r) is None)  # the readable ones
+                write_text_atomic(self.dir / "summary.csv", frame.to_csv(index=False))
+            except OSError as exc:
+                raise _oserror("write", self.records_path, exc) from None
 
 
-def load_records(directory: Path | str) -> list[dict[str, Any]]:
-    """All records of a results folder; a missing or corrupt file is a one-line UsageError."""
+def prepare_folder(directory: Path) -> None:
+    """Create a results folder (and its parents); a file where it or a parent belongs, a
+    read-only parent or a directory where `records.jsonl` belongs: one-line UsageError."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"cannot use '{directory}' as a results folder: it is a file")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"cannot create results folder '{directory}': a file is in the way") from None
+    except NotADirectoryError:
+        raise UsageError(f"cannot create results folder '{directory}': a parent is a file") from None
+    except OSError as exc:
+        raise _oserror("create results folder", directory, exc) from None
+    for name in ("records.jsonl", "env.json", "summary.csv"):
+        if (directory / name).is_dir():
+            raise UsageError(f"cannot use '{directory}' as a results folder: '{name}' is a directory")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write results folder '{directory}': permission denied")
+
+
+def _lenient(raw: bytes) -> dict[str, Any] | None:
+    """One line of records.jsonl as a dict, or None."""
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def load_records(directory: Path | str, *, check_files: bool = True) -> list[dict[str, Any]]:
+    """All records of a results folder, validated: a missing or corrupt `records.jsonl`
+    (not UTF-8, a line that is not JSON or not a record, a field of the wrong type), a
+    corrupt `env.json` or, with `check_files`, a trajectory file that is not a readable
+    `.npz` inside the folder is a one-line UsageError naming the file (and line)."""
     path = Path(directory)
     if not path.is_dir():
         raise UsageError(f"no results folder at '{path}'")
     records_path = path / "records.jsonl"
-    if not records_path.is_file():
+    if not records_path.exists():
         raise UsageError(f"'{path}' is not a results folder: it has no records.jsonl")
+    load_env(path)
     records = []
-    for number, line in enumerate(records_path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_utf8_lines(records_path, "results file"), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise UsageError(f"corrupt results file '{records_path}': line {number} is not JSON") from None
-        if not isinstance(record, dict) or not {"task", "impl", "status"} <= set(record):
-            raise UsageError(f"'{records_path}' line {number} is not a harness record")
+        if (why := record_problem(record)) is not None:
+            raise UsageError(f"corrupt results file '{records_path}': line {number} {why}")
+        if check_files and record.get("trajectory_file"):
+            try:
+                load_trajectory(path, record["trajectory_file"])
+            except UsageError as exc:
+                raise UsageError(f"{exc} (named by '{records_path}' line {number})") from None
         records.append(record)
     return records
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.devices import check_device
-from harness.core.errors import UsageError
 from harness.studies import batch_scaling, determinism, memory_scaling, work_precision
 from harness.studies.base import STUDIES, AbstractStudy
 from harness.studies.session import add_session_options
@@ -35,16 +34,19 @@ def add_study_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> N
         parser = names.add_parser(name, help=impl.help, description=impl.help)
         parser.add_argument("--task", default=None, help=f"tasks (default: {impl.default_task})")
         add_session_options(parser)
+        parser.add_argument(
+            "--force", action="store_true", help="start over in an --out folder that holds records"
+        )
         impl.add_arguments(parser)
 
 
 def run_study(args: argparse.Namespace) -> int:
     """Run the study `args.study` with its options."""
+    from harness.planning.config import check_session
     from harness.store.results import new_run_id
 
     study = STUDIES[args.study]
-    if args.repeats < 1:
-        raise UsageError(f"bad --repeats {args.repeats}: must be at least 1")
+    check_session(args)  # --seed, --repeats, --timeout, --threads (and --iters) in range
     check_device(args.device)
     args.task = args.task or study.default_task
     out = args.out or Path("results") / new_run_id(study.name)

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.core.errors import UsageError
+from harness.core.ranges import Range, integer, positive
 from harness.planning.cell import Cell
 from harness.studies.session import execute
 
-__all__ = ["STUDIES", "AbstractStudy", "floats", "plan_cells", "register_study", "run_session"]
+__all__ = ["GRID_RANGES", "STUDIES", "AbstractStudy", "floats", "plan_cells", "register_study", "run_session"]
 
 
 class AbstractStudy(abc.ABC):
@@ -38,7 +39,7 @@ class AbstractStudy(abc.ABC):
     def run(self, args: argparse.Namespace, out: Path) -> int:
         """Run the cells into `out`, then `summarise`."""
         code = run_session(self.cells(args), out, args, memory=self.memory, label=self.name)
-        if code == 0:
+        if code in (0, 1):  # 1: some cell failed; the others are still summarised
             self.summarise(out)
         return code
 
@@ -57,14 +58,23 @@ def register_study(cls: type[AbstractStudy]) -> type[AbstractStudy]:
     return cls
 
 
+#: the valid values of the studies' grids, by flag (any other: finite and positive)
+GRID_RANGES: dict[str, Range] = {
+    "--tols": positive(),
+    "--horizons": positive(),
+    "--batches": integer(1),
+    "--substeps": integer(1),
+}
+
+
 def floats(text: str, what: str) -> list[float]:
-    """Positive numbers separated by commas; else a one-line `UsageError` naming `what`."""
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise UsageError(f"bad {what} '{text}': expected numbers separated by commas") from None
-    if not values or any(v <= 0 for v in values):
-        raise UsageError(f"bad {what} '{text}': expected positive numbers")
+    """The values of grid `what` separated by commas, each in `GRID_RANGES[what]` (finite,
+    positive; integers for `--batches` and `--substeps`); else a one-line `UsageError`
+    naming `what`, the value and the range."""
+    valid = GRID_RANGES.get(what, positive())
+    values = [float(valid.parse(what, v)) for v in text.split(",") if v.strip()]
+    if not values:
+        raise UsageError(f"bad {what}={text}: no value given (expected {valid.describe()}, comma-separated)")
     return values
 
 
@@ -79,5 +89,5 @@ def run_session(cells: list[Any], out: Path, args: argparse.Namespace, *, memory
     """`execute` with the session options of `args`."""
     return execute(
         cells, out=out, label=label, repeats=args.repeats, memory=memory, timeout=args.timeout,
-        progress=not args.quiet,
+        progress=not args.quiet, force=bool(getattr(args, "force", False)),
     )  # fmt: skip

@@ -49,23 +49,68 @@ def execute(
     timeout: float,
     progress: bool,
     judge: bool = False,
+    resume: bool = False,
+    force: bool = False,
+    retry_failed: bool = False,
 ) -> int:
     """Run `cells` into `out` (default results/<run-id>), print the table, write the report;
-    with `judge`, count the claims' verdicts and exit with 1 when one is failing."""
-    from harness.core.claims import FAILING
-    from harness.execution.environment import provenance
-    from harness.execution.runner import run_cells
-    from harness.reporting.tables import format_records, verdict_counts
-    from harness.store.results import ResultsStore, load_records, new_run_id
+    exit status 1 when a cell failed (0 when every cell ran or was skipped for a stated
+    reason); with `judge`, count the claims' verdicts and exit with 1 when one is failing.
+
+    The session is the folder's only writer: it holds the folder's lock from before it
+    reads the folder until the report is written (a second writer: one line, exit 2).  A
+    folder that already holds records is refused unless `resume` (go on, skipping its
+    finished cells; with `retry_failed` its failed cells run again) or `force` (its old
+    results are removed first).  Filesystem errors are one line, never a traceback."""
+    from harness.store.lock import folder_lock
+    from harness.store.results import new_run_id, prepare_folder
 
     run_id = new_run_id(label)
     out = out if out is not None else Path("results") / run_id
+    prepare_folder(out)
+    with folder_lock(out):
+        return _locked_session(
+            cells, out, run_id, repeats=repeats, memory=memory, timeout=timeout, progress=progress,
+            judge=judge, resume=resume, force=force, retry_failed=retry_failed,
+        )  # fmt: skip
+
+
+def _locked_session(
+    cells: list[Any],
+    out: Path,
+    run_id: str,
+    *,
+    repeats: int,
+    memory: bool,
+    timeout: float,
+    progress: bool,
+    judge: bool,
+    resume: bool,
+    force: bool,
+    retry_failed: bool,
+) -> int:
+    """`execute` once the folder's lock is held."""
+    from harness.core.claims import FAILING
+    from harness.core.errors import UsageError
+    from harness.execution.environment import provenance
+    from harness.execution.runner import run_cells
+    from harness.reporting.tables import format_records, verdict_counts
+    from harness.store.results import ResultsStore, load_records
+
+    held = ResultsStore(out).records()  # validated before anything is measured
+    if held and not resume and not force:
+        raise UsageError(
+            f"{out} already holds {len(held)} records: --resume {out} to go on, --force to start over"
+        )
+    store = ResultsStore(out)
+    if force:
+        store.clear()
     env = provenance()
     store = ResultsStore(out, env)
     try:
         run_cells(
             cells, store, run_id=run_id, env=env, repeats=repeats, memory=memory, timeout=timeout,
-            progress=progress,
+            progress=progress, retry_failed=retry_failed,
         )  # fmt: skip
     except KeyboardInterrupt:
         print(
@@ -75,13 +120,19 @@ def execute(
         return 130
     records = load_records(out)
     print(format_records(records))
-    written = write_report(out, records)
+    try:
+        written = write_report(out, records)
+    except OSError as exc:
+        raise UsageError(f"cannot write the report into '{out}': {exc.strerror or exc}") from None
     print(f"\nresults: {out}/records.jsonl, {out}/summary.csv" + (f", {written}" if written else ""))
+    failed = sum(r.get("status") == "failed" for r in records)
+    if failed:
+        print(f"{failed} of {len(records)} cells failed (reasons in the table above)", file=sys.stderr)
     if not judge:
-        return 0
+        return 1 if failed else 0
     counts = verdict_counts(records)
     print("verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
-    return 1 if any(counts.get(v) for v in FAILING) else 0
+    return 1 if failed or any(counts.get(v) for v in FAILING) else 0
 
 
 def write_report(directory: Path, records: list[Any], verdicts: Any = None) -> str:

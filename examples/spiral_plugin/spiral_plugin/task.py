@@ -9,6 +9,7 @@ import numpy as np
 from harness.core.claims import Claim
 from harness.core.models import MLP, InputTransformed, Params
 from harness.core.protocols import Dataset, Predictor
+from harness.core.ranges import integer, non_negative, positive
 from harness.core.registry import register_task
 from harness.numerics.metrics import trajectory_metrics
 from harness.numerics.trajectory_task import TrajectoryTask
@@ -69,6 +70,13 @@ class Spiral(TrajectoryTask):
     name = "spiral"
     source = SOURCE
     options = {"t1": 10.0, "n_obs": 100, "extrap": 5.0, "hidden": 50, "init_std": 0.1}
+    option_ranges = {
+        "t1": positive(),
+        "n_obs": integer(2),
+        "extrap": non_negative(),
+        "hidden": integer(1),
+        "init_std": non_negative(),
+    }
     #: small options for `harness.testing.check_task`
     check_options = {"t1": 2.0, "n_obs": 21, "extrap": 1.0, "hidden": 16}
     solver_defaults = {"rtol": 1e-7, "atol": 1e-7, "dt": 0.025}
