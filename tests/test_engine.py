@@ -92,7 +92,10 @@ def _descendants_named_worker(pid: int) -> list[psutil.Process]:
 
 
 def test_killing_the_parent_kills_its_worker(tmp_path: Path) -> None:
-    env = {**os.environ, "HARNESS_FAULT": "numpy-adjoint:hang:reference"}
+    """SIGKILL of a running parent: within 5 s no worker is left, nor its temporary folder."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "HARNESS_FAULT": "numpy-adjoint:hang:reference", "TMPDIR": str(scratch)}
     cmd = [sys.executable, "-m", "harness", "run", "--task", "linear_adjoint", "--impl", "numpy-adjoint",
            "--iters", "1", "--repeats", "1", "--no-memory", "--quiet",
            "--out", str(tmp_path / "run")]  # fmt: skip
@@ -107,8 +110,9 @@ def test_killing_the_parent_kills_its_worker(tmp_path: Path) -> None:
         worker = workers[0]
         parent.send_signal(signal.SIGKILL)
         parent.wait()
-        _, alive = psutil.wait_procs([worker], timeout=20)
-        assert not alive, f"worker {worker.pid} outlived its parent"
+        _, alive = psutil.wait_procs([worker], timeout=5)
+        assert not alive, f"worker {worker.pid} outlived its parent by 5 s"
+        assert not list(scratch.glob("harness-cell-*")), "the worker's temporary folder was left"
     finally:
         if parent.poll() is None:
             parent.kill()

@@ -10,8 +10,11 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import shutil
 import signal
 import sys
+import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,18 +23,37 @@ from typing import Any
 _PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent(parent: int) -> None:
-    """Linux: SIGKILL this process when the process that started it dies (a killed run
-    leaves no orphaned worker); a no-op elsewhere."""
+def _abandon(folder: Path) -> None:
+    """The parent is gone: remove this job's private folder and end the worker's process
+    group (the worker and its memory probe) at once."""
+    shutil.rmtree(folder, ignore_errors=True)
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def die_with_parent(parent: int, folder: Path) -> None:
+    """Linux: when the process that started this worker dies, remove the job's folder and
+    end the worker and its children (a killed run leaves no orphan and no temporary folder).
+
+    The kernel sends SIGTERM on the parent's death (`PR_SET_PDEATHSIG`), whose handler does
+    it; a watchdog thread that polls the parent does the same when the handler cannot run
+    (the main thread inside a long native call).  A no-op elsewhere than Linux."""
     if not sys.platform.startswith("linux"):
         return
+    signal.signal(signal.SIGTERM, lambda signum, frame: _abandon(folder))
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):
-        return
+        pass
     if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
+        _abandon(folder)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        _abandon(folder)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 def measure_in_worker(job: Mapping[str, Any]) -> None:
@@ -78,7 +100,7 @@ def measure_in_worker(job: Mapping[str, Any]) -> None:
 def main(argv: list[str]) -> int:
     job = json.loads(Path(argv[0]).read_text())
     if "parent_pid" in job:
-        die_with_parent(int(job["parent_pid"]))
+        die_with_parent(int(job["parent_pid"]), Path(argv[0]).parent)
     from harness.core import registry
 
     registry.discover()
