@@ -25,10 +25,13 @@ def test_fresh_run_reproduces_the_reference(tmp_path: Path) -> None:
     subset = [(t, i) for t, i in SUBSET if registry.IMPLEMENTATIONS[i].available()]
     reference = [r for r in load_records(REFERENCE) if (r["task"], r["impl"]) in subset]
     assert len(reference) == len(subset)
-    for task, impl in subset:
+    fresh = []
+    for task, impl in subset:  # one folder per run: --out means a new run
+        out = tmp_path / f"{task}-{impl}"
         code = cli.main(
-            ["run", "--task", task, "--impl", impl, "--repeats", "2", "--quiet", "--out", str(tmp_path)]
+            ["run", "--task", task, "--impl", impl, "--repeats", "2", "--quiet", "--out", str(out)]
         )
         assert code == 0
-    verdicts = compare_runs(reference, load_records(tmp_path), times=False)
+        fresh += load_records(out)
+    verdicts = compare_runs(reference, fresh, times=False)
     assert all(v.reproduced for v in verdicts), [(v.task, v.impl, v.differences) for v in verdicts]
