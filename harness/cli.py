@@ -13,7 +13,7 @@ from harness.core import plugins, registry
 from harness.core.devices import check_device
 from harness.core.errors import UsageError
 from harness.studies import add_study_parser, run_study
-from harness.studies.session import add_session_options, execute, write_report
+from harness.studies.session import add_session_options, build_engine, execute, print_job_script, write_report
 
 __all__ = ["main"]
 
@@ -166,6 +166,9 @@ def cmd_run(args: argparse.Namespace, *, judge: bool = False) -> int:
         if (args.resume / "records.jsonl").exists():
             load_records(args.resume)  # a corrupt or foreign file: one line naming it
     check_device(args.device)
+    if args.print_job_script:
+        return print_job_script(args)
+    engine = build_engine(args)  # option conflicts in one line, before planning
     cells = plan(
         args.task,
         args.impl,
@@ -186,8 +189,9 @@ def cmd_run(args: argparse.Namespace, *, judge: bool = False) -> int:
         label=cells[0]["task"] if len({c["task"] for c in cells}) == 1 else "matrix",
         repeats=args.repeats,
         memory=not args.no_memory,
-        timeout=args.timeout,
+        engine=engine,
         progress=not args.quiet,
+        timing=args.timing,
         judge=judge,
     )
 

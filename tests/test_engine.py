@@ -31,7 +31,7 @@ class InProcessEngine(Engine):
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    def run(self, jobs: Sequence[Job]) -> Iterator[Outcome]:
+    def run(self, jobs: Sequence[Job], *, one_at_a_time: bool = False) -> Iterator[Outcome]:
         for job in reversed(jobs):
             self.seen.append(job.cell["impl"])
             record = dict(job.record)
@@ -72,7 +72,7 @@ def test_subprocess_workers_write_nothing_into_the_results_folder(tmp_path: Path
     records = run_cells(
         _cells("numpy-adjoint"), store, run_id="r", env={}, repeats=1, memory=False, progress=False
     )
-    assert records[0]["status"] == "ok" and records[0]["env"]["engine"] == "subprocess"
+    assert records[0]["status"] == "ok" and records[0]["env"]["engine"] == "serial"
     written = {p.relative_to(out).as_posix() for p in out.rglob("*")} - before
     assert written == {
         "env.json",

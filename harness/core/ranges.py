@@ -228,4 +228,6 @@ PROCESS_RANGES: dict[str, Range] = {
     "--timeout": positive(),
     "--threads": integer(1, 4096),
     "--train-budget": positive(),
+    "--workers": integer(1, 4096),
+    "--memory-limit": positive(),
 }

@@ -26,14 +26,20 @@ from harness.numerics.training import TrainingMonitor
 from harness.planning.cell import Cell
 from harness.planning.config import STOP_KEY
 
-__all__ = ["FAULT_VARIABLE", "energy_arrays", "measure_cell"]
+#: the figures of the timing stage (`measure_timing`)
+TIMING_FIELDS = ("time_first_s", "time_median_s", "time_iqr_s", "repeats")
 
-#: test aid: ``HARNESS_FAULT="IMPL:MODE[:STAGE]"`` makes that back-end's worker crash
-#: (killed by SIGKILL), hang, or go on with NaN parameters from STAGE on (default stage:
-#: train for crash and hang, value_and_grad for nan); stages: reference, setup,
-#: value_and_grad, nfe, memory, train, metrics, trajectories
+__all__ = ["FAULT_VARIABLE", "energy_arrays", "measure_cell", "measure_timing"]
+
+#: test aid: ``HARNESS_FAULT="IMPL:MODE[:STAGE]"`` makes that back-end's worker, at STAGE:
+#: crash (killed by SIGKILL), segfault (SIGSEGV), exit (status 3), hang, hang-child (hang
+#: with a grandchild process that hangs too), memory (allocate until stopped), sleep (5 s,
+#: then go on), or go on with NaN parameters from STAGE on (nan).  Default stage: train,
+#: value_and_grad for nan.  Stages: reference, setup, value_and_grad, nfe, memory, train,
+#: metrics, trajectories; timing (`measure_timing`).
 FAULT_VARIABLE = "HARNESS_FAULT"
-_DEFAULT_STAGE = {"crash": "train", "hang": "train", "nan": "value_and_grad"}
+_MODES = ("crash", "segfault", "exit", "hang", "hang-child", "memory", "sleep", "nan")
+_DEFAULT_STAGE = {mode: "value_and_grad" if mode == "nan" else "train" for mode in _MODES}
 
 
 def _fault_at(cell: Cell, stage: str) -> str | None:
@@ -46,12 +52,27 @@ def _fault_at(cell: Cell, stage: str) -> str | None:
 
 
 def _inject_fault(cell: Cell, stage: str) -> bool:
-    """Crash or hang here when asked; True when the parameters must turn NaN here."""
+    """Crash, exit, hang or allocate here when asked; True when the parameters must turn
+    NaN here."""
     mode = _fault_at(cell, stage)
-    if mode == "crash":
-        os.kill(os.getpid(), signal.SIGKILL)
-    if mode == "hang":
+    if mode in ("crash", "segfault"):
+        os.kill(os.getpid(), signal.SIGKILL if mode == "crash" else signal.SIGSEGV)
+    if mode == "exit":
+        os._exit(3)
+    if mode == "hang-child":
+        import subprocess
+        import sys
+
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1e6)"])
+    if mode in ("hang", "hang-child"):
         time.sleep(1e6)
+    if mode == "memory":
+        hoard = []
+        while True:  # 64 MiB at a time, touched, until the engine's memory limit stops it
+            hoard.append(np.ones(8 * 2**20))
+            time.sleep(0.05)
+    if mode == "sleep":
+        time.sleep(5.0)
     return mode == "nan"
 
 
@@ -62,6 +83,21 @@ def energy_arrays(task: AbstractTask, arrays: dict[str, np.ndarray]) -> dict[str
         return {}
     energy = lambda y: np.asarray(task.hamiltonian(np.asarray(y)[:, 0, :], np), dtype=float)
     return {"H_true": energy(arrays["y_true"]), "H_pred": energy(arrays["y_pred"])}
+
+
+def measure_timing(cell: Cell, record: dict[str, Any], *, repeats: int) -> None:
+    """The timing stage alone (first call and steady state of value-and-grad), into
+    `record`: what `--timing serial` runs again, one cell at a time, after a concurrent
+    run.  The concurrent figures are kept under `timing_concurrent`."""
+    record["stage"] = "timing"
+    _inject_fault(cell, "timing")
+    _, _, params = build_task(cell)
+    impl, _ = build_cell(cell)
+    timing, _ = time_value_and_grad(impl, params, repeats=repeats)
+    record["timing_concurrent"] = {k: record.get(k) for k in TIMING_FIELDS}
+    record.update(time_first_s=timing.first_s, time_median_s=timing.median_s)
+    record.update(time_iqr_s=timing.iqr_s, repeats=timing.repeats)
+    del record["stage"]
 
 
 def measure_cell(

@@ -20,11 +20,11 @@ from harness.core import registry
 from harness.core.claims import judge_record
 from harness.execution.engine import Engine, Job, Outcome
 from harness.execution.measure import FAULT_VARIABLE, measure_cell
-from harness.execution.subprocess_engine import SubprocessEngine
+from harness.execution.subprocess_engine import SubprocessEngine, job_environment
 from harness.planning.cell import Cell, cell_id
 from harness.store.results import ResultsStore
 
-__all__ = ["FAULT_VARIABLE", "base_record", "measure_cell", "run_cells", "skip_reason"]
+__all__ = ["FAULT_VARIABLE", "base_record", "measure_cell", "run_cells", "skip_reason", "timing_pass"]
 
 
 def base_record(cell: Cell, run_id: str, env: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,6 +66,14 @@ def _finish(outcome: Outcome, store: ResultsStore, replace: bool = False) -> dic
     return record
 
 
+def _timing_of(record: dict[str, Any]) -> None:
+    """Mark how the record's timing stage ran: `serial` (no other cell running) or
+    `concurrent` (other cells ran at the same time on the engine)."""
+    if record.get("status") == "ok":
+        concurrency = int((record.get("execution") or {}).get("concurrency") or 1)
+        record["timing"] = "serial" if concurrency <= 1 else "concurrent"
+
+
 def run_cells(
     cells: Iterable[Cell],
     store: ResultsStore,
@@ -78,36 +86,88 @@ def run_cells(
     progress: bool = True,
     engine: Engine | None = None,
     retry_failed: bool = False,
+    timing: str = "serial",
 ) -> list[dict[str, Any]]:
     """Measure every cell not yet in `store` on `engine` (default: each cell in a worker
     process of its own with `timeout`), appending each record to `store` as soon as its
     cell ends.  Skipped cells are recorded first, then the engine's cells as they finish.
     With `retry_failed`, cells recorded as `failed` run again and their new records
-    replace the old ones.  The folder's records are read (and validated) before any cell
-    runs; the caller holds the folder's lock (`ResultsStore.lock`)."""
+    replace the old ones.  With `timing="serial"`, the timing stage of every planned cell
+    whose figures were taken concurrently (this run's or a resumed one's) runs again, one
+    cell at a time, and its record is replaced by one with those figures (`timing_pass`).
+    The folder's records are read (and validated) before any cell runs; the caller holds
+    the folder's lock (`ResultsStore.lock`)."""
     engine = engine or SubprocessEngine(timeout=timeout)
     env = {**env, **engine.describe()}
     done = store.finished_ids()
     retry = store.failed_ids() if retry_failed else set()
-    # a cell planned twice runs once: the folder holds one record per cell
-    todo = list({cell_id(c): c for c in cells if cell_id(c) not in done - retry}.values())
+    planned = {cell_id(c): c for c in cells}  # a cell planned twice runs once
+    todo = [c for cid, c in planned.items() if cid not in done - retry]
     records: list[dict[str, Any]] = []
-    outer = tqdm(total=len(todo), desc="matrix", unit="cell", disable=not progress, position=0)
+    environment = job_environment()
     jobs: list[Job] = []
+    skipped: list[Outcome] = []
     for cell in todo:
         started = time.perf_counter()
         record = base_record(cell, run_id, env)
-        job = Job(cell=cell, record=record, repeats=repeats, memory=memory, progress=progress)
+        job = Job(cell=cell, record=record, repeats=repeats, memory=memory, progress=progress,
+                  environment=environment)  # fmt: skip
         if reason := skip_reason(cell):
             record.update(status="skipped", reason=reason, cell_time_s=time.perf_counter() - started)
-            records.append(_finish(Outcome(job, record), store, cell_id(cell) in retry))
-            outer.update(1)
+            skipped.append(Outcome(job, record))
         else:
             jobs.append(job)
+    engine.check(jobs)  # before anything is written
+    outer = tqdm(total=len(todo), desc="matrix", unit="cell", disable=not progress, position=0)
+    for outcome in skipped:
+        records.append(_finish(outcome, store, cell_id(outcome.job.cell) in retry))
+        outer.update(1)
     for outcome in engine.run(jobs):
         cell = outcome.job.cell
         outer.set_postfix_str(f"{cell['task']} / {cell['impl']} done")
+        _timing_of(outcome.record)
         records.append(_finish(outcome, store, cell_id(cell) in retry))
         outer.update(1)
     outer.close()
+    if timing == "serial":
+        timing_pass(planned, store, engine, repeats=repeats, progress=progress, environment=environment)
     return records
+
+
+def timing_pass(
+    planned: Mapping[str, Cell],
+    store: ResultsStore,
+    engine: Engine,
+    *,
+    repeats: int,
+    progress: bool,
+    environment: Mapping[str, str],
+) -> int:
+    """Run the timing stage again, one cell at a time, for every planned cell of `store`
+    whose timing was taken concurrently; each new figure replaces the record (the
+    concurrent figures kept under `timing_concurrent`).  A timing job that fails leaves
+    the record as it was, with `timing_reason`.  Returns how many records were re-timed."""
+    pending = [
+        r
+        for r in store.records()
+        if r.get("status") == "ok" and r.get("timing") == "concurrent" and r.get("cell_id") in planned
+    ]
+    if not pending:
+        return 0
+    jobs = [
+        Job(planned[r["cell_id"]], r, repeats, memory=False, stages="timing", environment=environment)
+        for r in pending
+    ]
+    bar = tqdm(total=len(jobs), desc="timing, one cell at a time", unit="cell", disable=not progress)
+    done = 0
+    for outcome in engine.run(jobs, one_at_a_time=True):
+        record = outcome.record
+        if record.get("status") == "ok":
+            record["timing"] = "serial"
+            done += 1
+        else:  # keep what the concurrent run measured; say why it was not re-timed
+            record = {**outcome.job.record, "timing_reason": record.get("reason")}
+        _finish(Outcome(outcome.job, record), store, replace=True)
+        bar.update(1)
+    bar.close()
+    return done

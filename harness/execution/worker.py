@@ -1,6 +1,7 @@
-"""Worker process of `SubprocessEngine`: ``python -m harness.execution.worker JOB.json``
-measures one cell, saving its record after every stage and its trajectory arrays at the
-end into the job's private folder (never into the results folder: the parent writes that).
+"""Worker process of the engines: ``python -m harness.execution.worker JOB.json`` measures
+one cell (or, for `--timing serial`, its timing stage alone), saving its record after
+every stage and its trajectory arrays at the end into the job's private folder (never
+into the results folder: the parent writes that).
 
 Thread settings come from the parent's environment, so they match across cells.
 """
@@ -62,7 +63,7 @@ def measure_in_worker(job: Mapping[str, Any]) -> None:
     from tqdm.auto import tqdm
 
     from harness.core.errors import one_line
-    from harness.execution.measure import measure_cell
+    from harness.execution.measure import measure_cell, measure_timing
     from harness.planning.cell import Cell
     from harness.store.results import write_arrays, write_json_atomic
 
@@ -85,6 +86,10 @@ def measure_in_worker(job: Mapping[str, Any]) -> None:
         bar.set_postfix_str(f"loss {loss:.3g}")
 
     try:
+        if job.get("stages") == "timing":
+            measure_timing(cell, record, repeats=job["repeats"])
+            save(record)
+            return
         arrays = measure_cell(
             cell, record, repeats=job["repeats"], memory=job["memory"], on_train_step=step, checkpoint=save
         )

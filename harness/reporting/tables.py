@@ -39,18 +39,47 @@ def _options(rec: Mapping[str, Any], keys: Sequence[str]) -> str:
     return " ".join(f"{k}={params[k]}" for k in keys if k in params)
 
 
+#: the mark of a time taken while other cells ran (see `concurrency_note`)
+CONCURRENT_MARK = " *"
+
+
+def concurrency(rec: Mapping[str, Any]) -> int:
+    """How many cells could run at once while this record's cell ran (1: alone)."""
+    how = rec.get("execution")
+    value = how.get("concurrency") if isinstance(how, Mapping) else None
+    return int(value) if isinstance(value, int | float) and value >= 1 else 1
+
+
+def _mark(text: str, concurrent: bool) -> str:
+    return text + CONCURRENT_MARK if concurrent and text != "-" else text
+
+
+def concurrency_note(records: Sequence[Mapping[str, Any]]) -> str | None:
+    """The footnote of the marked times, or None when every time was taken alone."""
+    most = max((concurrency(r) for r in records), default=1)
+    if most <= 1:
+        return None
+    return (
+        f"{CONCURRENT_MARK.strip()} taken while up to {most} cells ran at once (engine "
+        f"{(records[0].get('execution') or {}).get('engine', '?')}): not comparable with times taken "
+        "alone; value-and-grad times without the mark were taken one cell at a time (--timing serial)"
+    )
+
+
 def _row(rec: Mapping[str, Any], keys: Sequence[str] = ()) -> dict[str, str]:
     nfe = "-" if rec.get("nfe_forward") is None else f"{rec['nfe_forward']}/{rec['nfe_backward']}"
     median, iqr = rec.get("time_median_s"), rec.get("time_iqr_s")
     steady = "-" if median is None else f"{median * 1e3:.3g}" + ("" if iqr is None else f" ± {iqr * 1e3:.2g}")
+    timed_together = rec.get("timing") == "concurrent"
+    trained_together = concurrency(rec) > 1
     row = {"task": rec["task"], "impl": rec["impl"]}
     if keys:
         row["options"] = _options(rec, keys)
     return row | {
         "status": rec["status"],
         "grad rel err": _num(rec.get("grad_rel_error"), ".1e"),
-        "first call s": _num(rec.get("time_first_s"), ".3g"),
-        "vg median ± IQR ms": steady,
+        "first call s": _mark(_num(rec.get("time_first_s"), ".3g"), timed_together),
+        "vg median ± IQR ms": _mark(steady, timed_together),
         "NFE fwd/bwd": nfe,
         "RSS MB first/steady": "-"
         if rec.get("peak_rss_bytes") is None
@@ -58,8 +87,8 @@ def _row(rec: Mapping[str, Any], keys: Sequence[str] = ()) -> dict[str, str]:
         "framework MB": _num(rec.get("peak_framework_bytes"), ".3f", 1e-6),
         "loss init": _num(rec.get("loss_init"), ".3g"),
         "loss final": _num(rec.get("train_loss_final"), ".3g"),
-        "train s": _num(rec.get("train_time_s"), ".3g"),
-        "to target it/s": _to_target(rec),
+        "train s": _mark(_num(rec.get("train_time_s"), ".3g"), trained_together),
+        "to target it/s": _mark(_to_target(rec), trained_together),
         "stopped": rec.get("train_stopped") or "-",
     }
 
@@ -267,6 +296,8 @@ def format_records(
         parts += ["Does it reproduce the source? (claims of the documents; measured value after the verdict)"]
         parts += ["", table, *(["", *notes] if (notes := judged.notes()) else []), ""]
     parts += [tabulate([_row(r, keys) for r in records], headers="keys", tablefmt="github")]
+    if note := concurrency_note(records):
+        parts += ["", note]
     tables, found = _metrics_tables(records), text_metrics(records)
     if tables:
         parts += ["", "Metrics after training (task metrics; RMSEs against the noise-free truth):"]

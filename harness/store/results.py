@@ -78,6 +78,11 @@ RECORD_FIELDS = (
     "metrics",
     "claims",
     "env",
+    "cell_time_s",
+    "execution",
+    "timing",
+    "timing_concurrent",
+    "timing_reason",
 )
 
 
@@ -316,11 +321,16 @@ def records_frame(records: Iterable[Mapping[str, Any]]) -> Any:
             "train_loss_history",
             "train_time_history",
             "claims",
+            "execution",
+            "timing_concurrent",
         )
         row = {k: v for k, v in rec.items() if k not in skip}
         row.update({f"param.{k}": v for k, v in (rec.get("params") or {}).items()})
         row.update({f"claim.{v['claim']}": v["verdict"] for v in rec.get("claims") or []})
         row.update({f"metric.{k}": v for k, v in (rec.get("metrics") or {}).items()})
+        how = rec.get("execution") or {}
+        row.update({f"execution.{k}": v for k, v in how.items() if not isinstance(v, dict | list)})
+        row["execution.cpu_affinity"] = " ".join(map(str, how.get("cpu_affinity") or [])) or None
         env = rec.get("env") or {}
         row["git_commit"], row["date"] = env.get("git_commit"), env.get("date")
         rows.append(row)

@@ -30,8 +30,10 @@ _STR_FIELDS = (
     "rss_method",
     "train_stopped",
     "trajectory_file",
+    "timing",
+    "timing_reason",
 )
-_DICT_FIELDS = ("params", "resolved_params", "metrics", "env")
+_DICT_FIELDS = ("params", "resolved_params", "metrics", "env", "execution", "timing_concurrent")
 _NUMBER_LIST_FIELDS = ("train_loss_history", "train_time_history")
 _NUMBER_FIELDS = (
     "seed",

@@ -48,6 +48,10 @@ def run_study(args: argparse.Namespace) -> int:
     study = STUDIES[args.study]
     check_session(args)  # --seed, --repeats, --timeout, --threads (and --iters) in range
     check_device(args.device)
+    if args.print_job_script:
+        from harness.studies.session import print_job_script
+
+        return print_job_script(args)
     args.task = args.task or study.default_task
     out = args.out or Path("results") / new_run_id(study.name)
     return study.run(args, out)

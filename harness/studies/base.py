@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from harness.core.errors import UsageError
 from harness.core.ranges import Range, integer, positive
 from harness.planning.cell import Cell
-from harness.studies.session import execute
+from harness.studies.session import build_engine, execute
 
 __all__ = ["GRID_RANGES", "STUDIES", "AbstractStudy", "floats", "plan_cells", "register_study", "run_session"]
 
@@ -88,6 +88,6 @@ def plan_cells(task: str, impl: str, args: argparse.Namespace, iters: int = 0) -
 def run_session(cells: list[Any], out: Path, args: argparse.Namespace, *, memory: bool, label: str) -> int:
     """`execute` with the session options of `args`."""
     return execute(
-        cells, out=out, label=label, repeats=args.repeats, memory=memory, timeout=args.timeout,
-        progress=not args.quiet, force=bool(getattr(args, "force", False)),
+        cells, out=out, label=label, repeats=args.repeats, memory=memory, engine=build_engine(args),
+        progress=not args.quiet, timing=args.timing, force=bool(getattr(args, "force", False)),
     )  # fmt: skip

@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from harness.core.devices import DTYPES
+from harness.execution.clusters import CLUSTERS
 
-__all__ = ["add_session_options", "execute", "write_report"]
+#: the values of `--engine`
+ENGINES = ("serial", "dask")
+
+__all__ = ["ENGINES", "add_session_options", "build_engine", "execute", "print_job_script", "write_report"]
 
 #: timed value-and-grad calls after the warm-up call, for `run` and the studies alike
 DEFAULT_REPEATS = 7
@@ -37,6 +42,113 @@ def add_session_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per cell before it is failed")
     parser.add_argument("--threads", type=int, default=1, help="threads per framework (default: 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--memory-limit",
+        type=float,
+        default=None,
+        metavar="GIB",
+        help="resident memory per cell, in GiB, before it is failed (default: none)",
+    )
+    _engine_options(parser)
+
+
+def _engine_options(parser: argparse.ArgumentParser) -> None:
+    """Where the cells run: one after another here, or on a Dask cluster."""
+    group = parser.add_argument_group("engine (where the cells run)")
+    group.add_argument(
+        "--engine",
+        default="serial",
+        choices=ENGINES,
+        help="serial: one cell at a time here (default); dask: many at once on a Dask cluster",
+    )
+    group.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="dask: workers to start (default: the CPUs this run may use)",
+    )
+    group.add_argument(
+        "--scheduler", default=None, metavar="ADDR", help="dask: a running scheduler, e.g. tcp://host:8786"
+    )
+    group.add_argument(
+        "--cluster", default="local", choices=CLUSTERS, help="dask, no --scheduler: local (default), slurm"
+    )
+    group.add_argument(
+        "--cluster-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dask --cluster slurm: queue, account, walltime, memory, cores, gpus, python, ... (repeatable)",
+    )
+    group.add_argument(
+        "--print-job-script",
+        action="store_true",
+        help="dask --cluster slurm: print the job script, run nothing",
+    )
+    group.add_argument(
+        "--timing",
+        default="serial",
+        choices=("serial", "concurrent"),
+        help="dask: serial (default) times every cell again one at a time after the parallel run; "
+        "concurrent keeps the figures taken with other cells running (marked in the report)",
+    )
+
+
+def build_engine(args: argparse.Namespace) -> Any:
+    """The engine the session options ask for (not started: it is a context manager)."""
+    from harness.core.errors import UsageError
+    from harness.execution.clusters import parse_cluster_options
+
+    memory = None if args.memory_limit is None else args.memory_limit * 2**30
+    if args.engine == "serial":
+        dask_only = [
+            flag
+            for flag, given in (
+                ("--workers", args.workers is not None),
+                ("--scheduler", args.scheduler is not None),
+                ("--cluster", args.cluster != "local"),
+                ("--cluster-option", bool(args.cluster_option)),
+                ("--print-job-script", args.print_job_script),
+            )
+            if given
+        ]
+        if dask_only:
+            raise UsageError(f"{', '.join(dask_only)} needs --engine dask")
+        from harness.execution.subprocess_engine import SubprocessEngine
+
+        return SubprocessEngine(timeout=args.timeout, memory_limit=memory)
+    if importlib.util.find_spec("distributed") is None:
+        raise UsageError("--engine dask needs dask distributed: pip install -c constraints.txt -e '.[dask]'")
+    if args.scheduler is not None and (args.cluster != "local" or args.cluster_option):
+        raise UsageError("give --scheduler ADDR (a running cluster) or --cluster slurm, not both")
+    if args.cluster_option and args.cluster != "slurm":
+        raise UsageError("--cluster-option needs --cluster slurm")
+    from harness.execution.dask_engine import DaskEngine
+
+    workers = args.workers or len(getattr(os, "sched_getaffinity", lambda _: range(os.cpu_count() or 1))(0))
+    return DaskEngine(
+        workers=workers,
+        scheduler=args.scheduler,
+        cluster=args.cluster,
+        cluster_options=parse_cluster_options(args.cluster_option),
+        timeout=args.timeout,
+        memory_limit=memory,
+    )
+
+
+def print_job_script(args: argparse.Namespace) -> int:
+    """`--print-job-script`: the SLURM job script of one Dask worker, nothing submitted."""
+    from harness.core.errors import UsageError
+    from harness.execution.clusters import parse_cluster_options, slurm_cluster
+
+    if args.engine != "dask" or args.cluster != "slurm":
+        raise UsageError("--print-job-script needs --engine dask --cluster slurm")
+    cluster = slurm_cluster(parse_cluster_options(args.cluster_option))
+    try:
+        print(cluster.job_script())
+    finally:
+        cluster.close()
+    return 0
 
 
 def execute(
@@ -46,8 +158,9 @@ def execute(
     label: str,
     repeats: int,
     memory: bool,
-    timeout: float,
+    engine: Any,
     progress: bool,
+    timing: str = "serial",
     judge: bool = False,
     resume: bool = False,
     force: bool = False,
@@ -61,18 +174,22 @@ def execute(
     reads the folder until the report is written (a second writer: one line, exit 2).  A
     folder that already holds records is refused unless `resume` (go on, skipping its
     finished cells; with `retry_failed` its failed cells run again) or `force` (its old
-    results are removed first).  Filesystem errors are one line, never a traceback."""
+    results are removed first).  Filesystem errors are one line, never a traceback.
+
+    `engine` (`harness.execution.engine.Engine`, from `build_engine`) is started before
+    the folder is touched, so that an unreachable cluster is one line and no folder."""
     from harness.store.lock import folder_lock
     from harness.store.results import new_run_id, prepare_folder
 
     run_id = new_run_id(label)
     out = out if out is not None else Path("results") / run_id
-    prepare_folder(out)
-    with folder_lock(out):
-        return _locked_session(
-            cells, out, run_id, repeats=repeats, memory=memory, timeout=timeout, progress=progress,
-            judge=judge, resume=resume, force=force, retry_failed=retry_failed,
-        )  # fmt: skip
+    with engine:
+        prepare_folder(out)
+        with folder_lock(out):
+            return _locked_session(
+                cells, out, run_id, repeats=repeats, memory=memory, engine=engine, progress=progress,
+                timing=timing, judge=judge, resume=resume, force=force, retry_failed=retry_failed,
+            )  # fmt: skip
 
 
 def _locked_session(
@@ -82,8 +199,9 @@ def _locked_session(
     *,
     repeats: int,
     memory: bool,
-    timeout: float,
+    engine: Any,
     progress: bool,
+    timing: str,
     judge: bool,
     resume: bool,
     force: bool,
@@ -109,8 +227,8 @@ def _locked_session(
     store = ResultsStore(out, env)
     try:
         run_cells(
-            cells, store, run_id=run_id, env=env, repeats=repeats, memory=memory, timeout=timeout,
-            progress=progress, retry_failed=retry_failed,
+            cells, store, run_id=run_id, env=env, repeats=repeats, memory=memory, engine=engine,
+            progress=progress, retry_failed=retry_failed, timing=timing,
         )  # fmt: skip
     except KeyboardInterrupt:
         print(

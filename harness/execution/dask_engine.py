@@ -1,0 +1,261 @@
+"""The Dask engine: the matrix's cells on a Dask cluster (a `LocalCluster`, a remote
+scheduler by address, or SLURM through dask-jobqueue), each cell still in a worker process
+of its own with the harness's own timeout and memory limit (`run_job`), so that isolation,
+memory figures and timeouts mean what they mean serially.
+
+Facts designed around: Dask cannot stop a running task and has no per-task timeout (the
+cell's process is killed by `run_job`, or by `_kill_cells` through `Client.run` on
+Ctrl-C); a Dask worker that dies mid-cell makes the scheduler retry the cell elsewhere, up
+to `distributed.scheduler.allowed-failures`, then `KilledWorker`, which becomes a `failed`
+record; `submit` is `pure=True` by default, so every cell gets a key of its own; a task no
+worker can satisfy waits forever, so GPU cells are refused up front where no worker offers
+a `GPU` resource (and a local cluster sets `no-workers-timeout`).  Records and trajectories
+come back through Dask to the parent, the only writer: no shared filesystem is assumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+from harness.core.errors import UsageError, one_line
+from harness.execution.engine import Engine, Job, Outcome
+from harness.execution.subprocess_engine import kill_group, run_job
+from harness.planning.cell import cell_id
+
+__all__ = ["DaskEngine"]
+
+#: worker-side: cell processes running in this Dask worker, by the run's token
+_RUNNING: dict[str, set[int]] = {}
+
+
+def _kill_cells(token: str) -> int:
+    """Worker-side (through `Client.run`): SIGKILL the process groups of this run's cells."""
+    pids = _RUNNING.pop(token, set())
+    for pid in pids:
+        kill_group(pid)
+    return len(pids)
+
+
+def _measure_on_worker(job: Job, token: str, how: dict[str, Any], cores: list[int] | None, timeout: float,
+                       memory_limit: float | None) -> Outcome:  # fmt: skip
+    """The Dask task of one cell: pin this thread (and so the cell's processes) to the
+    worker's own core on a local cluster, then `run_job`."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    if cores and hasattr(os, "sched_setaffinity"):
+        index = int(worker.name) if str(worker.name).isdigit() else 0
+        try:
+            os.sched_setaffinity(0, {cores[index % len(cores)]})
+        except OSError:
+            pass  # the OS refused: the record's cpu_affinity says what it was
+    running = _RUNNING.setdefault(token, set())
+    pids: list[int] = []
+
+    def started(pid: int) -> None:
+        pids.append(pid)
+        running.add(pid)
+
+    try:
+        return run_job(
+            job,
+            timeout=timeout,
+            memory_limit=memory_limit,
+            execution={**how, "worker": worker.address, "worker_name": str(worker.name)},
+            on_start=started,
+        )
+    finally:
+        running.difference_update(pids)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Start the local cluster's processes with SIGINT ignored (inherited through exec), so
+    that Ctrl-C at a terminal (SIGINT to the whole process group) reaches this process
+    alone: it stops the run and closes the cluster, and no worker prints a traceback."""
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        yield
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, old)
+
+
+class DaskEngine(Engine):
+    """Cells on a Dask cluster, `workers` at a time.
+
+    **Arguments:**
+
+    - `workers`: Dask workers to start (local cluster, SLURM jobs); ignored with `scheduler`.
+    - `scheduler`: address of a running scheduler (``tcp://HOST:PORT``); None starts a
+      cluster of `cluster` kind.
+    - `cluster`: ``"local"`` (default) or ``"slurm"`` (`harness.execution.clusters`).
+    - `cluster_options`: the SLURM job's settings (`--cluster-option`).
+    - `timeout`, `memory_limit`: per cell, as the serial engine.
+    - `connect_timeout`: seconds to reach the scheduler and see a worker.
+    """
+
+    name = "dask"
+
+    def __init__(
+        self,
+        *,
+        workers: int = 2,
+        scheduler: str | None = None,
+        cluster: str = "local",
+        cluster_options: dict[str, str] | None = None,
+        timeout: float = 1800.0,
+        memory_limit: float | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.workers = workers
+        self.scheduler = scheduler
+        self.cluster_kind = cluster
+        self.cluster_options = cluster_options or {}
+        self.timeout = timeout
+        self.memory_limit = memory_limit
+        self.connect_timeout = connect_timeout
+        self.token = secrets.token_hex(4)
+        self._cluster: Any = None
+        self._client: Any = None
+
+    # --- lifecycle -----------------------------------------------------------------
+    def __enter__(self) -> DaskEngine:
+        import dask.config
+        from distributed import Client
+
+        try:
+            if self.scheduler is not None:
+                self._client = Client(self.scheduler, timeout=self.connect_timeout, set_as_default=False)
+            else:
+                with dask.config.set({"distributed.scheduler.no-workers-timeout": "60s"}), _sigint_ignored():
+                    self._cluster = self._make_cluster()
+                self._client = Client(self._cluster, set_as_default=False)
+            self._client.wait_for_workers(1, timeout=self.connect_timeout)
+        except UsageError:
+            self.__exit__(None, None, None)
+            raise
+        except Exception as exc:  # unreachable address, bad address, no worker
+            self.__exit__(None, None, None)
+            where = f"the Dask scheduler at {self.scheduler}" if self.scheduler else "a Dask cluster"
+            raise UsageError(f"cannot run on {where}: {one_line(exc)}") from None
+        return self
+
+    def _make_cluster(self) -> Any:
+        from harness.core.devices import gpu_provenance
+        from harness.execution.clusters import local_cluster, slurm_cluster
+
+        if self.cluster_kind == "slurm":
+            cluster = slurm_cluster(self.cluster_options)
+            cluster.scale(jobs=self.workers)
+            return cluster
+        return local_cluster(self.workers, gpus=len(gpu_provenance() or []))
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        client, cluster = self._client, self._cluster
+        self._client = self._cluster = None
+        for closeable in (client, cluster):
+            if closeable is not None:
+                try:
+                    closeable.close()
+                except Exception:  # a cluster already gone: nothing left to close
+                    pass
+
+    # --- what the records say ----------------------------------------------------
+    def _worker_info(self) -> dict[str, Any]:
+        return self._client.scheduler_info(n_workers=-1)["workers"] if self._client else {}
+
+    @property
+    def concurrency(self) -> int:
+        return sum(int(w.get("nthreads", 1)) for w in self._worker_info().values()) or 1
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "engine": self.name,
+            "scheduler": self.scheduler or self.cluster_kind,
+            "workers": len(self._worker_info()),
+            "concurrency": self.concurrency,
+            "cell_timeout_s": self.timeout,
+            "cell_memory_limit_bytes": self.memory_limit,
+        }
+
+    def check(self, jobs: Sequence[Job]) -> None:
+        gpu_jobs = [j for j in jobs if j.cell["device"] != "cpu"]
+        if not gpu_jobs:
+            return
+        offered = sum(float(w.get("resources", {}).get("GPU", 0)) for w in self._worker_info().values())
+        if offered <= 0:
+            raise UsageError(
+                f"{len(gpu_jobs)} cells need a GPU ({gpu_jobs[0].cell['device']}) and no Dask worker offers "
+                "one: start workers with --resources GPU=1 (or run on cpu)"
+            )
+
+    # --- running -------------------------------------------------------------------
+    def run(self, jobs: Sequence[Job], *, one_at_a_time: bool = False) -> Iterator[Outcome]:
+        from distributed import as_completed
+
+        if self._client is None:
+            raise RuntimeError("DaskEngine.run outside its `with` block")
+        workers = self._worker_info()
+        concurrency = 1 if one_at_a_time else min(self.concurrency, len(jobs))
+        how = {
+            "engine": self.name,
+            "scheduler": self.scheduler or self.cluster_kind,
+            "workers": len(workers),
+            "concurrency": concurrency,
+        }
+        # on a local cluster, worker i's cells run on the i-th core this process may use
+        pin = self.scheduler is None and self.cluster_kind == "local" and hasattr(os, "sched_getaffinity")
+        cores = sorted(os.sched_getaffinity(0)) if pin else None
+        futures: dict[Any, Job] = {}
+        try:
+            if one_at_a_time:
+                for job in jobs:
+                    future = self._submit(job, how, cores)
+                    futures[future] = job
+                    yield self._outcome(future, job)
+                    del futures[future]
+            else:
+                futures = {self._submit(job, how, cores): job for job in jobs}
+                for future in as_completed(list(futures), loop=self._client.loop):
+                    job = futures.pop(future)
+                    yield self._outcome(future, job)
+        finally:
+            if futures:  # interrupted (Ctrl-C) or abandoned: nothing may go on running
+                self._client.cancel(list(futures), force=True)
+                try:
+                    self._client.run(_kill_cells, self.token)
+                except Exception:  # workers already gone: their cells died with them
+                    pass
+
+    def _submit(self, job: Job, how: dict[str, Any], cores: list[int] | None) -> Any:
+        # a key of its own per cell and run (pure=False): identical cells never collapse
+        key = f"harness-{job.stages}-{cell_id(job.cell)}-{self.token}-{secrets.token_hex(2)}"
+        return self._client.submit(
+            _measure_on_worker, job, self.token, how, cores, self.timeout, self.memory_limit,
+            key=key, pure=False, resources={"GPU": 1} if job.cell["device"] != "cpu" else None,
+        )  # fmt: skip
+
+    def _outcome(self, future: Any, job: Job) -> Outcome:
+        """The cell's outcome, or a `failed` record when Dask itself could not run it."""
+        try:
+            return future.result()
+        except Exception as exc:
+            from distributed import KilledWorker
+
+            if isinstance(exc, KilledWorker):
+                why = "the Dask workers running it died (KilledWorker: retried up to allowed-failures)"
+            else:
+                why = f"Dask could not run it: {one_line(exc)}"
+            record = {**job.record, "status": "failed", "reason": f"{job.stages}: {why}"}
+            return Outcome(job=job, record=record)
