@@ -368,3 +368,25 @@ def test_a_study_runs_on_dask(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     records = load_records(tmp_path / "study")
     assert len(records) == 2 and {r["execution"]["engine"] for r in records} == {"dask"}
+
+
+def test_resume_times_again_what_was_timed_concurrently(
+    engine: DaskEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records timed concurrently (`--timing concurrent`, or a timing pass cut short) are
+    re-timed one at a time by a later `--timing serial` run of the same folder; a timing
+    job that fails leaves the record as it was, marked, with the reason."""
+    cells = _cells("numpy-adjoint,rk4-unrolled", iters=0)
+    first = _run(engine, tmp_path, cells, timing="concurrent")
+    assert {r["timing"] for r in first.values()} == {"concurrent"}
+    monkeypatch.setenv("HARNESS_FAULT", "rk4-unrolled:crash:timing")
+    again = _run(engine, tmp_path, cells, timing="serial")
+    assert len(load_records(tmp_path / "run")) == 2
+    assert again["numpy-adjoint"]["timing"] == "serial"
+    assert (
+        again["numpy-adjoint"]["timing_concurrent"]["time_median_s"]
+        == first["numpy-adjoint"]["time_median_s"]
+    )
+    assert again["rk4-unrolled"]["timing"] == "concurrent"
+    assert "timing: crashed: killed by signal SIGKILL" in again["rk4-unrolled"]["timing_reason"]
+    assert again["rk4-unrolled"]["time_median_s"] == first["rk4-unrolled"]["time_median_s"]

@@ -506,3 +506,24 @@ def test_a_killed_writer_leaves_no_stale_lock_or_torn_file(tmp_path: Path) -> No
     with folder_lock(tmp_path):
         assert time.monotonic() - started < 1
     assert [r["cell_id"] for r in load_records(tmp_path)] == ["a"]
+
+
+def test_training_stopped_by_its_budget_is_budget_bound_not_a_difference() -> None:
+    """A cell whose training stopped at its wall-clock budget after other iteration counts
+    ran as far as the machine's speed let it: its trained loss and metrics are not compared
+    (`budget-bound`), everything else still is; equal counts compare as usual."""
+    from harness.store.compare import compare_runs
+
+    def rec(iters: int, loss: float, grad: float = 1e-8) -> dict:
+        return {"cell_id": "c", "task": "t", "impl": "i", "status": "ok", "train_stopped": "budget",
+                "train_iters_run": iters, "train_loss_final": loss, "grad_rel_error": grad,
+                "metrics": {"fit": loss}}  # fmt: skip
+
+    [bound] = compare_runs([rec(200, 0.1)], [rec(210, 0.09)])
+    assert (
+        bound.reproduced and bound.label == "budget-bound" and "200 vs 210 iterations" in (bound.note or "")
+    )
+    [differs] = compare_runs([rec(200, 0.1)], [rec(210, 0.09, grad=2e-8)])
+    assert differs.label == "differs" and any("grad_rel_error" in d for d in differs.differences)
+    [same] = compare_runs([rec(200, 0.1)], [rec(200, 0.09)])
+    assert same.label == "differs" and any("train_loss_final" in d for d in same.differences)

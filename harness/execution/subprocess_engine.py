@@ -102,7 +102,7 @@ def run_job(
             with np.load(arrays_path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
     if died is not None:
-        stage = record.pop("stage", "start")
+        stage = record.pop("stage", "start" if job.stages == "all" else job.stages)
         record.update(status="failed", reason=f"{stage}: {died}")
     if job.stages == "all":
         record["cell_time_s"] = time.perf_counter() - started

@@ -59,10 +59,11 @@ def concurrency_note(records: Sequence[Mapping[str, Any]]) -> str | None:
     most = max((concurrency(r) for r in records), default=1)
     if most <= 1:
         return None
+    engines = sorted({str(r["execution"].get("engine")) for r in records if concurrency(r) > 1})
     return (
         f"{CONCURRENT_MARK.strip()} taken while up to {most} cells ran at once (engine "
-        f"{(records[0].get('execution') or {}).get('engine', '?')}): not comparable with times taken "
-        "alone; value-and-grad times without the mark were taken one cell at a time (--timing serial)"
+        f"{', '.join(engines)}): not comparable with times taken alone; value-and-grad times "
+        "without the mark were taken one cell at a time (--timing serial)"
     )
 
 

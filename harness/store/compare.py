@@ -3,7 +3,9 @@
 Cells are matched by `cell_id` (task, back-end, seed and a hash of every option).  Each
 compared field has a stated tolerance (`TOLERANCES`): accuracy figures tight, times
 within a noise band; a cell reproduces when every field present in both runs is within
-its tolerance and the statuses agree.
+its tolerance and the statuses agree.  A cell whose training stopped at its wall-clock
+budget after different numbers of iterations is `budget-bound`: its trained loss and
+metrics depend on the machine's speed and are not compared (the rest is).
 """
 
 from __future__ import annotations
@@ -61,6 +63,16 @@ class Verdict:
     impl: str
     reproduced: bool
     differences: list[str]
+    #: why some fields were not compared (training stopped by its wall-clock budget)
+    note: str | None = None
+
+    @property
+    def label(self) -> str:
+        """`reproduced`, `differs`, or `budget-bound` (everything compared reproduced, but
+        the training results depend on speed and were not compared)."""
+        if not self.reproduced:
+            return "differs"
+        return "budget-bound" if self.note else "reproduced"
 
 
 def _fields(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -86,6 +98,25 @@ def _differs(field: str, a: Any, b: Any) -> str | None:
     if not _tolerance(field).holds(a, b):
         return f"{field}: {a:.6g} vs {b:.6g} (allowed: {_tolerance(field).describe()})"
     return None
+
+
+#: the fields that depend on how far training went
+TRAINED_FIELDS = ("train_loss_final", "metric.*")
+
+
+def budget_bound(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
+    """Why the training results of two records cannot be compared, or None: one stopped at
+    its wall-clock budget (`train_stopped == "budget"`) and they ran different numbers of
+    iterations, so the results depend on the machine's speed, not on the code."""
+    if "budget" not in (a.get("train_stopped"), b.get("train_stopped")):
+        return None
+    ia, ib = a.get("train_iters_run"), b.get("train_iters_run")
+    if ia == ib:
+        return None
+    return (
+        f"training stopped at its wall-clock budget after {ia} vs {ib} iterations: "
+        "the trained loss and metrics depend on speed (not compared)"
+    )
 
 
 def _identity(record: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -148,10 +179,13 @@ def compare_runs(
                 f"status: {rec['status']} vs {other['status']} ({other.get('reason') or rec.get('reason')})"
             )
         fa, fb = _fields(rec), _fields(other)
+        note = budget_bound(rec, other)
         for field in sorted(set(fa) | set(fb)):
             if not times and field in TIME_FIELDS:
                 continue
+            if note and (field == "train_loss_final" or field.startswith("metric.")):
+                continue
             if (d := _differs(field, fa.get(field), fb.get(field))) is not None:
                 diffs.append(d)
-        verdicts.append(Verdict(str(rec.get("cell_id")), rec["task"], rec["impl"], not diffs, diffs))
+        verdicts.append(Verdict(str(rec.get("cell_id")), rec["task"], rec["impl"], not diffs, diffs, note))
     return verdicts
