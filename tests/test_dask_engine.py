@@ -113,6 +113,8 @@ def test_dask_gives_the_serial_results_and_says_how_it_ran(tmp_path: Path) -> No
         assert rec["timing"] == "serial" and how["timing"]["concurrency"] == 1
         assert set(rec["timing_concurrent"]) >= {"time_first_s", "time_median_s"}
         assert rec["env"]["engine"] == "dask"
+        # Dask's Nanny sets MALLOC_TRIM_THRESHOLD_ in its workers: the cells must not inherit it
+        assert "MALLOC_TRIM_THRESHOLD_" in how["environment_removed"]
         if len(os.sched_getaffinity(0)) >= 2:
             assert len(how["cpu_affinity"]) == 1
             cores.add(how["cpu_affinity"][0])
@@ -121,6 +123,23 @@ def test_dask_gives_the_serial_results_and_says_how_it_ran(tmp_path: Path) -> No
     assert "taken while up to 2 cells ran at once" in dask.stdout
     for rec in load_records(tmp_path / "serial"):
         assert rec["execution"]["engine"] == "serial" and rec["timing"] == "serial"
+
+
+def test_a_cell_inherits_neither_the_nannys_variables_nor_loses_the_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from harness.execution.dask_engine import nanny_environment
+    from harness.execution.subprocess_engine import worker_environment
+
+    assert {"MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS"} <= nanny_environment()
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # as in a Dask worker
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    env, removed = worker_environment({"OMP_NUM_THREADS": "2"}, nanny_environment())
+    assert "MALLOC_TRIM_THRESHOLD_" not in env and "MALLOC_TRIM_THRESHOLD_" in removed
+    assert env["OMP_NUM_THREADS"] == "2", "the run's thread settings win"
+    env, removed = worker_environment({"MALLOC_TRIM_THRESHOLD_": "128"}, nanny_environment())
+    assert env["MALLOC_TRIM_THRESHOLD_"] == "128", "a value the run itself sets is kept"
+    assert "MALLOC_TRIM_THRESHOLD_" not in removed
 
 
 def test_timing_concurrent_keeps_and_marks_the_concurrent_figures(engine: DaskEngine, tmp_path: Path) -> None:

@@ -77,6 +77,13 @@ class Engine(abc.ABC):
         """What the records' provenance says about this engine."""
         return {"engine": self.name}
 
+    def environment(self) -> dict[str, str]:
+        """The run's variables every cell's worker process gets (`Job.environment`): thread
+        settings, allocator, `HARNESS_*`, as this process has them now."""
+        from harness.execution.subprocess_engine import job_environment
+
+        return job_environment()
+
     def __enter__(self) -> Engine:
         return self
 

@@ -20,7 +20,7 @@ from harness.core import registry
 from harness.core.claims import judge_record
 from harness.execution.engine import Engine, Job, Outcome
 from harness.execution.measure import FAULT_VARIABLE, measure_cell
-from harness.execution.subprocess_engine import SubprocessEngine, job_environment
+from harness.execution.subprocess_engine import SubprocessEngine
 from harness.planning.cell import Cell, cell_id
 from harness.store.results import ResultsStore
 
@@ -104,7 +104,7 @@ def run_cells(
     planned = {cell_id(c): c for c in cells}  # a cell planned twice runs once
     todo = [c for cid, c in planned.items() if cid not in done - retry]
     records: list[dict[str, Any]] = []
-    environment = job_environment()
+    environment = engine.environment()
     jobs: list[Job] = []
     skipped: list[Outcome] = []
     for cell in todo:

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,14 @@ import psutil
 
 from harness.execution.engine import Engine, Job, Outcome
 
-__all__ = ["SubprocessEngine", "cpu_affinity", "format_bytes", "job_environment", "run_job"]
+__all__ = [
+    "SubprocessEngine",
+    "cpu_affinity",
+    "format_bytes",
+    "job_environment",
+    "run_job",
+    "worker_environment",
+]
 
 #: seconds between two looks at a running worker (timeout, memory, cancellation)
 POLL_S = 0.2
@@ -36,11 +43,22 @@ POLL_S = 0.2
 
 def job_environment() -> dict[str, str]:
     """The variables a cell's worker process must see, from this (the parent) process:
-    thread settings and the harness's own (`HARNESS_*`: threads, plugins, test faults)."""
+    thread settings, the allocator's (`MALLOC_*`) and the harness's own (`HARNESS_*`:
+    threads, plugins, test faults)."""
     from harness.execution.environment import THREAD_VARIABLES
 
     keep = (*THREAD_VARIABLES, "XLA_FLAGS")
-    return {k: v for k, v in os.environ.items() if k in keep or k.startswith("HARNESS_")}
+    return {k: v for k, v in os.environ.items() if k in keep or k.startswith(("HARNESS_", "MALLOC_"))}
+
+
+def worker_environment(
+    job_env: Mapping[str, str], unset: Iterable[str] = ()
+) -> tuple[dict[str, str], list[str]]:
+    """A cell's worker environment: this process's without `unset` (unless `job_env` sets
+    them), then `job_env`; and the names removed."""
+    drop = set(unset) - set(job_env)
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    return {**env, **job_env}, sorted(drop & set(os.environ))
 
 
 def cpu_affinity() -> list[int] | None:
@@ -60,16 +78,20 @@ def run_job(
     memory_limit: float | None = None,
     execution: Mapping[str, Any] | None = None,
     on_start: Callable[[int], None] = lambda pid: None,
+    unset: Iterable[str] = (),
 ) -> Outcome:
     """Measure one job in a fresh worker process: `timeout` seconds of wall time and, with
     `memory_limit`, that many bytes of resident memory (the worker's process group summed)
     before it is killed and recorded as `failed` with its reason.  `execution` is stored
     as the record's `execution` (how it ran; host, affinity and threads are added here);
-    `on_start(pid)` learns the worker's process (group) id."""
+    `on_start(pid)` learns the worker's process (group) id.  The worker's environment is
+    this process's, without the variables in `unset` (unless the job sets them), with the
+    job's."""
     started = time.perf_counter()
-    env = {**os.environ, **job.environment}
+    env, removed = worker_environment(job.environment, unset)
     how = {
         **(execution or {}),
+        "environment_removed": removed,
         "host": socket.gethostname(),
         "cpu_affinity": cpu_affinity(),
         "threads": {k: v for k, v in job.environment.items() if not k.startswith("HARNESS_")},
