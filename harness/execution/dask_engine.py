@@ -143,6 +143,7 @@ class DaskEngine(Engine):
         self._cluster: Any = None
         self._client: Any = None
         self._environment: dict[str, str] | None = None
+        self._before: dict[str, str | None] = {}
 
     # --- lifecycle -----------------------------------------------------------------
     def __enter__(self) -> DaskEngine:
@@ -152,7 +153,7 @@ class DaskEngine(Engine):
         # the run's environment, before a local cluster's Nannies write theirs into this
         # process's os.environ (they do, at every worker start: MALLOC_TRIM_THRESHOLD_ ...)
         self._environment = job_environment()
-        before = dict(os.environ)
+        self._before = {k: os.environ.get(k) for k in nanny_environment()}
         try:
             if self.scheduler is not None:
                 self._client = Client(self.scheduler, timeout=self.connect_timeout, set_as_default=False)
@@ -161,8 +162,7 @@ class DaskEngine(Engine):
                     self._cluster = self._make_cluster()
                 self._client = Client(self._cluster, set_as_default=False)
             self._client.wait_for_workers(1, timeout=self.connect_timeout)
-            os.environ.clear()
-            os.environ.update(before)
+            self._restore_environment()
         except UsageError:
             self.__exit__(None, None, None)
             raise
@@ -193,9 +193,26 @@ class DaskEngine(Engine):
                     closeable.close()
                 except Exception:  # a cluster already gone: nothing left to close
                     pass
+        self._restore_environment()
+
+    def _restore_environment(self) -> None:
+        """Undo what the local cluster's Nannies wrote into this process's os.environ (they
+        write at every worker (re)start)."""
+        for key, value in self._before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
     def environment(self) -> dict[str, str]:
-        return dict(self._environment) if self._environment is not None else job_environment()
+        """The run's variables as they are now, except those a Nanny may have written into
+        this process, which are as they were before the cluster started."""
+        now = job_environment()
+        if self._environment is None:
+            return now
+        nanny = nanny_environment()
+        kept = {k: v for k, v in now.items() if k not in nanny}
+        return {**kept, **{k: v for k, v in self._environment.items() if k in nanny}}
 
     # --- what the records say ----------------------------------------------------
     def _worker_info(self) -> dict[str, Any]:
