@@ -8,6 +8,7 @@ timed repeat): what is checked is the engine, not the back-ends."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -311,6 +312,35 @@ def test_ctrl_c_leaves_no_process_and_resume_finishes(tmp_path: Path) -> None:
                    "--workers", "2", "--resume", str(out))  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     assert sorted(r["impl"] for r in load_records(out)) == ["numpy-adjoint", "rk4-unrolled"]
+
+
+class _NeverDone:
+    def done(self) -> bool:
+        return False
+
+
+def test_a_ctrl_c_that_a_gc_callback_swallows_still_stops_the_wait() -> None:
+    """The flaky hang this guards against: SIGINT handled inside distributed's gc callback
+    raised a KeyboardInterrupt that Python printed and dropped, and the run waited on."""
+    from harness.execution.dask_engine import _completed, _interrupts_noted
+
+    def interrupt_inside_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            signal.raise_signal(signal.SIGINT)
+            sum(range(10))  # the handler runs here, inside the callback
+
+    unraisablehook = sys.unraisablehook
+    with _interrupts_noted() as interrupted:
+        gc.callbacks.append(interrupt_inside_gc)
+        try:
+            gc.collect()  # the KeyboardInterrupt is raised and dropped inside the callback
+        finally:
+            gc.callbacks.remove(interrupt_inside_gc)
+        assert interrupted.is_set()
+        with pytest.raises(KeyboardInterrupt):
+            next(_completed([_NeverDone()], interrupted))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert sys.unraisablehook is unraisablehook  # and the dropped one was not shown
 
 
 @pytest.mark.parametrize(("first", "then"), [("serial", "dask"), ("dask", "serial")])

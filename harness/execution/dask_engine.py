@@ -19,14 +19,16 @@ import contextlib
 import os
 import secrets
 import signal
+import sys
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 from harness.core.errors import UsageError, one_line
 from harness.execution.engine import Engine, Job, Outcome
-from harness.execution.subprocess_engine import job_environment, kill_group, run_job
+from harness.execution.subprocess_engine import cpu_affinity, job_environment, kill_group, run_job
 from harness.planning.cell import cell_id
 
 __all__ = ["DaskEngine"]
@@ -103,6 +105,51 @@ def _sigint_ignored() -> Iterator[None]:
     finally:
         if main:
             signal.signal(signal.SIGINT, old)
+
+
+@contextlib.contextmanager
+def _interrupts_noted() -> Iterator[threading.Event]:
+    """While the engine waits for cells, SIGINT is noted as well as raised: Python drops a
+    `KeyboardInterrupt` raised inside a gc callback (distributed installs one, `distributed.
+    gc.GCDiagnosis`; it printed "Exception ignored in ... KeyboardInterrupt" and the run
+    waited on for its hung cell), so `_completed` raises it again from the noted flag, and
+    the dropped one is not printed."""
+    noted = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield noted  # SIGINT ignored or left to the OS: nothing to note
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        noted.set()
+        previous(signum, frame)  # the default handler raises KeyboardInterrupt
+
+    def unraisable(info: Any) -> None:
+        if not isinstance(info.exc_value, KeyboardInterrupt):
+            shown(info)
+
+    shown = sys.unraisablehook
+    signal.signal(signal.SIGINT, note)
+    sys.unraisablehook = unraisable
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = shown
+
+
+def _completed(futures: Sequence[Any], interrupted: threading.Event, poll: float = 0.05) -> Iterator[Any]:
+    """`futures` as they finish; `KeyboardInterrupt` as soon as `interrupted` is set."""
+    pending = list(futures)
+    while pending:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        done = [f for f in pending if f.done()]
+        if not done:
+            time.sleep(poll)
+        for future in done:
+            pending.remove(future)
+            yield future
 
 
 class DaskEngine(Engine):
@@ -218,16 +265,21 @@ class DaskEngine(Engine):
     def _worker_info(self) -> dict[str, Any]:
         return self._client.scheduler_info(n_workers=-1)["workers"] if self._client else {}
 
+    @staticmethod
+    def _slots(workers: Mapping[str, Any]) -> int:
+        return sum(int(w.get("nthreads", 1)) for w in workers.values()) or 1
+
     @property
     def concurrency(self) -> int:
-        return sum(int(w.get("nthreads", 1)) for w in self._worker_info().values()) or 1
+        return self._slots(self._worker_info())
 
     def describe(self) -> dict[str, Any]:
+        workers = self._worker_info()
         return {
             "engine": self.name,
             "scheduler": self.scheduler or self.cluster_kind,
-            "workers": len(self._worker_info()),
-            "concurrency": self.concurrency,
+            "workers": len(workers),
+            "concurrency": self._slots(workers),
             "cell_timeout_s": self.timeout,
             "cell_memory_limit_bytes": self.memory_limit,
         }
@@ -245,12 +297,10 @@ class DaskEngine(Engine):
 
     # --- running -------------------------------------------------------------------
     def run(self, jobs: Sequence[Job], *, one_at_a_time: bool = False) -> Iterator[Outcome]:
-        from distributed import as_completed
-
         if self._client is None:
             raise RuntimeError("DaskEngine.run outside its `with` block")
         workers = self._worker_info()
-        concurrency = 1 if one_at_a_time else min(self.concurrency, len(jobs))
+        concurrency = 1 if one_at_a_time else min(self._slots(workers), len(jobs))
         how = {
             "engine": self.name,
             "scheduler": self.scheduler or self.cluster_kind,
@@ -258,21 +308,20 @@ class DaskEngine(Engine):
             "concurrency": concurrency,
         }
         # on a local cluster, worker i's cells run on the i-th core this process may use
-        pin = self.scheduler is None and self.cluster_kind == "local" and hasattr(os, "sched_getaffinity")
-        cores = sorted(os.sched_getaffinity(0)) if pin else None
+        cores = cpu_affinity() if self.scheduler is None and self.cluster_kind == "local" else None
         futures: dict[Any, Job] = {}
         try:
-            if one_at_a_time:
-                for job in jobs:
-                    future = self._submit(job, how, cores)
-                    futures[future] = job
-                    yield self._outcome(future, job)
-                    del futures[future]
-            else:
-                futures = {self._submit(job, how, cores): job for job in jobs}
-                for future in as_completed(list(futures), loop=self._client.loop):
-                    job = futures.pop(future)
-                    yield self._outcome(future, job)
+            with _interrupts_noted() as interrupted:
+                if one_at_a_time:
+                    for job in jobs:
+                        future = self._submit(job, how, cores)
+                        futures[future] = job
+                        for _ in _completed([future], interrupted):
+                            yield self._outcome(future, futures.pop(future))
+                else:
+                    futures = {self._submit(job, how, cores): job for job in jobs}
+                    for future in _completed(list(futures), interrupted):
+                        yield self._outcome(future, futures.pop(future))
         finally:
             if futures:  # interrupted (Ctrl-C) or abandoned: nothing may go on running
                 self._client.cancel(list(futures), force=True)

@@ -208,7 +208,3 @@ class SubprocessEngine(Engine):
         how = {"engine": self.name, "workers": 1, "concurrency": 1, "worker": "local"}
         for job in jobs:
             yield run_job(job, timeout=self.timeout, memory_limit=self.memory_limit, execution=how)
-
-    def run_one(self, job: Job) -> Outcome:
-        """Measure one job in a fresh worker process."""
-        return next(iter(self.run([job])))

@@ -124,10 +124,10 @@ def build_engine(args: argparse.Namespace) -> Any:
     if args.cluster_option and args.cluster != "slurm":
         raise UsageError("--cluster-option needs --cluster slurm")
     from harness.execution.dask_engine import DaskEngine
+    from harness.execution.subprocess_engine import cpu_affinity
 
-    workers = args.workers or len(getattr(os, "sched_getaffinity", lambda _: range(os.cpu_count() or 1))(0))
     return DaskEngine(
-        workers=workers,
+        workers=args.workers or len(cpu_affinity() or range(os.cpu_count() or 1)),
         scheduler=args.scheduler,
         cluster=args.cluster,
         cluster_options=parse_cluster_options(args.cluster_option),
