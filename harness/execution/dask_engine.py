@@ -28,7 +28,8 @@ from typing import Any
 
 from harness.core.errors import UsageError, one_line
 from harness.execution.engine import Engine, Job, Outcome
-from harness.execution.subprocess_engine import cpu_affinity, job_environment, kill_group, run_job
+from harness.execution.environment import cpu_affinity, job_environment
+from harness.execution.subprocess_engine import kill_group, run_job
 from harness.planning.cell import cell_id
 
 __all__ = ["DaskEngine"]

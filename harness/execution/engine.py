@@ -80,7 +80,7 @@ class Engine(abc.ABC):
     def environment(self) -> dict[str, str]:
         """The run's variables every cell's worker process gets (`Job.environment`): thread
         settings, allocator, `HARNESS_*`, as this process has them now."""
-        from harness.execution.subprocess_engine import job_environment
+        from harness.execution.environment import job_environment
 
         return job_environment()
 

@@ -13,7 +13,14 @@ from typing import Any
 
 from harness.core.devices import gpu_provenance
 
-__all__ = ["THREAD_VARIABLES", "configure_threads", "framework_threads", "provenance"]
+__all__ = [
+    "THREAD_VARIABLES",
+    "configure_threads",
+    "cpu_affinity",
+    "framework_threads",
+    "job_environment",
+    "provenance",
+]
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 PACKAGES = (
@@ -117,3 +124,17 @@ def provenance() -> dict[str, Any]:
         **_torch_info(),
         "gpu": gpu_provenance(),
     }
+
+
+def job_environment() -> dict[str, str]:
+    """The variables a cell's worker process must see, from this (the parent) process:
+    thread settings, the allocator's (`MALLOC_*`) and the harness's own (`HARNESS_*`:
+    threads, plugins, test faults)."""
+    keep = (*THREAD_VARIABLES, "XLA_FLAGS")
+    return {k: v for k, v in os.environ.items() if k in keep or k.startswith(("HARNESS_", "MALLOC_"))}
+
+
+def cpu_affinity() -> list[int] | None:
+    """The CPUs this thread may run on (Linux), else None."""
+    getter = getattr(os, "sched_getaffinity", None)
+    return sorted(getter(0)) if getter else None

@@ -27,28 +27,17 @@ import numpy as np
 import psutil
 
 from harness.execution.engine import Engine, Job, Outcome
+from harness.execution.environment import cpu_affinity
 
 __all__ = [
     "SubprocessEngine",
-    "cpu_affinity",
     "format_bytes",
-    "job_environment",
     "run_job",
     "worker_environment",
 ]
 
 #: seconds between two looks at a running worker (timeout, memory, cancellation)
 POLL_S = 0.2
-
-
-def job_environment() -> dict[str, str]:
-    """The variables a cell's worker process must see, from this (the parent) process:
-    thread settings, the allocator's (`MALLOC_*`) and the harness's own (`HARNESS_*`:
-    threads, plugins, test faults)."""
-    from harness.execution.environment import THREAD_VARIABLES
-
-    keep = (*THREAD_VARIABLES, "XLA_FLAGS")
-    return {k: v for k, v in os.environ.items() if k in keep or k.startswith(("HARNESS_", "MALLOC_"))}
 
 
 def worker_environment(
@@ -59,12 +48,6 @@ def worker_environment(
     drop = set(unset) - set(job_env)
     env = {k: v for k, v in os.environ.items() if k not in drop}
     return {**env, **job_env}, sorted(drop & set(os.environ))
-
-
-def cpu_affinity() -> list[int] | None:
-    """The CPUs this thread may run on (Linux), else None."""
-    getter = getattr(os, "sched_getaffinity", None)
-    return sorted(getter(0)) if getter else None
 
 
 def format_bytes(n: float) -> str:

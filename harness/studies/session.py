@@ -124,7 +124,7 @@ def build_engine(args: argparse.Namespace) -> Any:
     if args.cluster_option and args.cluster != "slurm":
         raise UsageError("--cluster-option needs --cluster slurm")
     from harness.execution.dask_engine import DaskEngine
-    from harness.execution.subprocess_engine import cpu_affinity
+    from harness.execution.environment import cpu_affinity
 
     return DaskEngine(
         workers=args.workers or len(cpu_affinity() or range(os.cpu_count() or 1)),
