@@ -36,6 +36,12 @@ from harness.store.results import ResultsStore, load_records
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "HARNESS_TEST_MARKER"  # every cell process inherits it (Job.environment: HARNESS_*)
 CHEAP = ["--task", "linear", "--repeats", "1", "--no-memory", "--quiet"]
+#: `python -m harness ARGS` with SIGINT as at a terminal: a background job of a
+#: non-interactive shell (`cmd &`, as CI may start the tests) inherits SIGINT ignored
+AT_A_TERMINAL = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv = ['harness', *sys.argv[1:]]; runpy.run_module('harness', run_name='__main__')"
+)
 
 
 def _cells(impls: str, iters: int = 2, task: str = "linear") -> list[Any]:
@@ -288,8 +294,9 @@ def test_ctrl_c_leaves_no_process_and_resume_finishes(tmp_path: Path) -> None:
     marker = uuid.uuid4().hex
     out = tmp_path / "run"
     env = {**os.environ, MARKER: marker, "HARNESS_FAULT": "rk4-unrolled:hang:train"}
-    cmd = [sys.executable, "-m", "harness", "run", *CHEAP, "--impl", "numpy-adjoint,rk4-unrolled",
-           "--iters", "2", "--engine", "dask", "--workers", "2", "--out", str(out)]  # fmt: skip
+    argv = ["run", *CHEAP, "--impl", "numpy-adjoint,rk4-unrolled", "--iters", "2", "--engine", "dask",
+            "--workers", "2", "--out", str(out)]  # fmt: skip
+    cmd = [sys.executable, "-c", AT_A_TERMINAL, *argv]
     run = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
@@ -330,17 +337,21 @@ def test_a_ctrl_c_that_a_gc_callback_swallows_still_stops_the_wait() -> None:
             sum(range(10))  # the handler runs here, inside the callback
 
     unraisablehook = sys.unraisablehook
-    with _interrupts_noted() as interrupted:
-        gc.callbacks.append(interrupt_inside_gc)
-        try:
-            gc.collect()  # the KeyboardInterrupt is raised and dropped inside the callback
-        finally:
-            gc.callbacks.remove(interrupt_inside_gc)
-        assert interrupted.is_set()
-        with pytest.raises(KeyboardInterrupt):
-            next(_completed([_NeverDone()], interrupted))
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    assert sys.unraisablehook is unraisablehook  # and the dropped one was not shown
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal
+    try:
+        with _interrupts_noted() as interrupted:
+            gc.callbacks.append(interrupt_inside_gc)
+            try:
+                gc.collect()  # the KeyboardInterrupt is raised and dropped inside the callback
+            finally:
+                gc.callbacks.remove(interrupt_inside_gc)
+            assert interrupted.is_set()
+            with pytest.raises(KeyboardInterrupt):
+                next(_completed([_NeverDone()], interrupted))
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert sys.unraisablehook is unraisablehook  # and the dropped one was not shown
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 @pytest.mark.parametrize(("first", "then"), [("serial", "dask"), ("dask", "serial")])
