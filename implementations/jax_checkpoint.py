@@ -46,7 +46,7 @@ def jax_device(spec: str) -> Any:
     if i >= len(devices):
         have = ", ".join(str(d) for d in jax.devices()) or "none"
         raise RuntimeError(
-            f"jax-checkpoint: device {spec!r} is not available to JAX {jax.__version__} "
+            f"jax: device {spec!r} is not available to JAX {jax.__version__} "
             f"(visible: {have}); install a CUDA build of jaxlib or use --device cpu"
         )
     return devices[i]
@@ -164,7 +164,7 @@ class JaxCheckpoint(AbstractImplementation):
 
         jax.config.update("jax_enable_x64", True)  # before any array is created
         if self.dtype not in _DTYPES:
-            raise ValueError(f"jax-checkpoint: dtype must be one of {_DTYPES}, not {self.dtype!r}")
+            raise ValueError(f"{self.name}: dtype must be one of {_DTYPES}, not {self.dtype!r}")
         self._device = jax_device(self.device)
         self._keys = list(self.task.init_params(0))
         self._args = tuple(self._put(a) for a in (self.data.t, self.data.y0, self.data.y))
@@ -180,12 +180,22 @@ class JaxCheckpoint(AbstractImplementation):
 
         return jax.device_put(np.asarray(array, dtype=self.dtype), self._device)
 
+    def _adjoint(self) -> Any:
+        """The diffrax adjoint of the gradient; None: `RecursiveCheckpointAdjoint()`."""
+        return None
+
     def _solve_kwargs(self) -> dict[str, Any]:
         return {
             "rtol": float(self.solver["rtol"]),
             "atol": float(self.solver["atol"]),
             "max_steps": int(self.config["max_steps"]),
+            "adjoint": self._adjoint(),
         }
+
+    @staticmethod
+    def _backward_nfe(raw: dict[str, int], forward: int) -> int:
+        """Backward evaluations from the ticks of one instrumented value-and-grad call."""
+        return max(raw.get("primal", 0) - forward, raw.get("fwd", 0)) + raw.get("vjp", 0)
 
     def _make_loss(self, field: VectorField) -> Callable[..., Any]:
         """`loss(params, t, y0, obs)`: the task's loss on a solve saved at `t`."""
@@ -296,8 +306,7 @@ class JaxCheckpoint(AbstractImplementation):
         jax.block_until_ready(vg_fn(native, *self._args))
         jax.effects_barrier()
         raw = dict(self._counts)
-        rerun = raw.get("primal", 0) - forward
-        backward = max(rerun, raw.get("fwd", 0)) + raw.get("vjp", 0)
+        backward = self._backward_nfe(raw, forward)
 
         self.n_steps = int(stats["num_steps"])
         self.nfe_detail = {

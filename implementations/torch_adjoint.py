@@ -33,6 +33,7 @@ class TorchAdjoint(AbstractTorchImplementation):
     install = 'pip install -c constraints.txt -e ".[torch]"'
     builds = (AbstractVectorField, AbstractMap)
     solver_options = ("rtol", "atol")
+    discrete_twin = "torch-direct"  # the same forward dopri5 solve, backprop through it
     options: ClassVar[dict[str, Any]] = {"seminorm": False}
     option_ranges: ClassVar[dict[str, Range]] = {"seminorm": flag()}
 

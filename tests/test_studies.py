@@ -14,7 +14,9 @@ from harness.studies.base import AbstractStudy, register_study
 
 
 def test_the_cli_offers_every_registered_study(capsys) -> None:
-    assert set(STUDIES) == {"work-precision", "memory-scaling", "determinism", "batch-scaling"}
+    assert set(STUDIES) == {
+        "work-precision", "memory-scaling", "determinism", "batch-scaling", "gradient-methods"
+    }  # fmt: skip
     with pytest.raises(SystemExit):
         cli.main(["study", "--help"])
     out = capsys.readouterr().out

@@ -296,6 +296,11 @@ class AbstractImplementation(abc.ABC):
     option_ranges: ClassVar[dict[str, Range]] = {}
     #: one line on what `framework_peak_bytes` measures
     framework_memory: ClassVar[str] = ""
+    #: for an optimise-then-discretise back-end, the back-end whose gradient is the exact
+    #: gradient of this one's discrete forward solution (the same solver taking the same
+    #: steps, held fixed): each cell also records its gradient's error against that one
+    #: (`grad_rel_error_discrete`, 004's "only gives approximate gradients"); None: no such twin
+    discrete_twin: ClassVar[str | None] = None
 
     @classmethod
     def missing(cls) -> list[str]:

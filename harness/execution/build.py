@@ -9,7 +9,7 @@ from harness.core.protocols import AbstractImplementation, AbstractTask, Dataset
 from harness.execution import environment
 from harness.planning.cell import Cell
 
-__all__ = ["build_cell", "build_task"]
+__all__ = ["build_cell", "build_task", "build_twin"]
 
 
 def build_task(cell: Cell) -> tuple[AbstractTask, Dataset, Params]:
@@ -27,3 +27,17 @@ def build_cell(cell: Cell) -> tuple[AbstractImplementation, Params]:
         task, data, device=cell["device"], dtype=cell["dtype"], solver=cell["solver"], **cell["impl_options"]
     )
     return impl, params
+
+
+def build_twin(cell: Cell, task: AbstractTask, data: Dataset) -> AbstractImplementation | None:
+    """The cell back-end's `discrete_twin` on the same task and data, with the cell's
+    solver options that it reads, its own defaults otherwise; None when there is no twin
+    or it cannot run here."""
+    name = registry.get_implementation(cell["impl"]).discrete_twin
+    if name is None:
+        return None
+    cls = registry.get_implementation(name)
+    if cls.skip(task, cell["device"]) is not None:
+        return None
+    solver = {k: v for k, v in cell["solver"].items() if k in cls.solver_options}
+    return cls(task, data, device=cell["device"], dtype=cell["dtype"], solver=solver)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.protocols import AbstractTask, HasEnergy
-from harness.execution.build import build_cell, build_task
+from harness.execution.build import build_cell, build_task, build_twin
 from harness.execution.measurement import measure_memory_isolated, relative_error, time_value_and_grad
 from harness.numerics.training import TrainingMonitor
 from harness.planning.cell import Cell
@@ -35,8 +35,8 @@ __all__ = ["FAULT_VARIABLE", "energy_arrays", "measure_cell", "measure_timing"]
 #: crash (killed by SIGKILL), segfault (SIGSEGV), exit (status 3), hang, hang-child (hang
 #: with a grandchild process that hangs too), memory (allocate until stopped), sleep (5 s,
 #: then go on), or go on with NaN parameters from STAGE on (nan).  Default stage: train,
-#: value_and_grad for nan.  Stages: reference, setup, value_and_grad, nfe, memory, train,
-#: metrics, trajectories; timing (`measure_timing`).
+#: value_and_grad for nan.  Stages: reference, setup, value_and_grad, discrete (back-ends
+#: with a `discrete_twin`), nfe, memory, train, metrics, trajectories; timing (`measure_timing`).
 FAULT_VARIABLE = "HARNESS_FAULT"
 _MODES = ("crash", "segfault", "exit", "hang", "hang-child", "memory", "sleep", "nan")
 _DEFAULT_STAGE = {mode: "value_and_grad" if mode == "nan" else "train" for mode in _MODES}
@@ -143,6 +143,13 @@ def measure_cell(
     )
     if not (math.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grad.values())):
         raise FloatingPointError("non-finite loss or gradient at the initial parameters")
+
+    if impl.discrete_twin is not None:
+        stage("discrete")
+        twin = build_twin(cell, task, data)
+        record["discrete_twin"] = impl.discrete_twin
+        if twin is not None:  # its gradient: that of the discrete solution this one approximates
+            record["grad_rel_error_discrete"] = relative_error(grad, twin.value_and_grad(params)[1])
 
     stage("nfe")
     record["nfe_forward"], record["nfe_backward"] = impl.count_nfe(params)

@@ -45,6 +45,7 @@ class Tolerance:
 TOLERANCES: dict[str, Tolerance] = {
     "loss_init": Tolerance(rel=1e-9, why="one deterministic solve; only summation order may differ"),
     "grad_rel_error": Tolerance(rel=1e-3, abs=1e-12, why="the error of a deterministic gradient"),
+    "grad_rel_error_discrete": Tolerance(rel=1e-3, abs=1e-12, why="the error of a deterministic gradient"),
     "nfe_forward": Tolerance(rel=0.0, why="step-size control is deterministic"),
     "nfe_backward": Tolerance(rel=0.0, why="step-size control is deterministic"),
     "train_loss_final": Tolerance(rel=1e-6, abs=1e-12, why="training amplifies rounding differences"),

@@ -50,6 +50,8 @@ RECORD_FIELDS = (
     "reason",
     "loss_init",
     "grad_rel_error",
+    "grad_rel_error_discrete",
+    "discrete_twin",
     "grad_reference",
     "time_first_s",
     "time_median_s",

@@ -7,6 +7,9 @@ in `harness.studies.base.STUDIES` (the CLI's `study` choices and help come from 
   spacing, each cell in its own process; fits memory ~ horizon^k per back-end.
 - `determinism`: the same cells twice in fresh processes; how exactly do the loss
   histories repeat?
+- `gradient-methods`: every gradient method over tolerances and horizons, errors against
+  the reference and against each method's own discrete solution, and the documents'
+  claims about gradient methods judged (000 §2, 004, the seminorm paper).
 - `batch-scaling`: many initial conditions at once (`batch` = 1 ... 4096 on
   `linear_adjoint`): time per trajectory against batch size, on `--device cpu` or `cuda`.
 """
@@ -18,12 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.devices import check_device
-from harness.studies import batch_scaling, determinism, memory_scaling, work_precision
+from harness.studies import batch_scaling, determinism, gradient_methods, memory_scaling, work_precision
 from harness.studies.base import STUDIES, AbstractStudy
 from harness.studies.session import add_session_options
 
 __all__ = ["STUDIES", "AbstractStudy", "add_study_parser", "run_study"]
-_MODULES = (batch_scaling, determinism, memory_scaling, work_precision)  # registered on import
+_MODULES = (
+    batch_scaling,
+    determinism,
+    gradient_methods,
+    memory_scaling,
+    work_precision,
+)  # registered on import
 
 
 def add_study_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:

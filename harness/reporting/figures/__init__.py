@@ -10,7 +10,7 @@ what the folder records: no task and no task registry is imported.
 - `records`: selection, grouping and labels; `style`: styling and saving;
   `exponents`: the memory-exponent analysis (`fit_exponent`, `memory_exponents`);
 - per task: `trajectory`, `time_to_target`, `energy` (the Hamiltonian figure);
-- per folder: `loss`, `bars`, `work_precision`, `memory_scaling`, `pareto`.
+- per folder: `loss`, `bars`, `work_precision`, `memory_scaling`, `horizon_error`, `pareto`.
 
 Importing the package registers every figure (`catalog.register`, each with its place).
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 from harness.reporting.figures import (
     bars,
     energy,
+    horizon_error,
     loss,
     memory_scaling,
     pareto,
@@ -31,6 +32,7 @@ from harness.reporting.figures.bars import bars_figure
 from harness.reporting.figures.catalog import FIGURES, FigureInput, FigureSpec, figure_plan, register
 from harness.reporting.figures.energy import hamiltonian_figure, has_energy
 from harness.reporting.figures.exponents import fit_exponent, memory_exponents
+from harness.reporting.figures.horizon_error import horizon_error_figure
 from harness.reporting.figures.loss import loss_figure, mean_band
 from harness.reporting.figures.memory_scaling import memory_scaling_figure
 from harness.reporting.figures.pareto import pareto_figure
@@ -54,6 +56,8 @@ __all__ = [
     "group_records",
     "hamiltonian_figure",
     "has_energy",
+    "horizon_error",
+    "horizon_error_figure",
     "loss",
     "loss_figure",
     "mean_band",
