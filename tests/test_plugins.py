@@ -19,7 +19,9 @@ from harness.store.results import load_records
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "spiral_plugin"
 SPIRAL_FILE = EXAMPLE / "spiral_plugin" / "task.py"
-ALL_IMPLS = {"torch-adjoint", "rk4-unrolled", "jax-checkpoint", "numpy-adjoint"}
+ALL_IMPLS = {
+    "torch-adjoint", "torch-direct", "rk4-unrolled", "jax-checkpoint", "jax-backsolve", "numpy-adjoint"
+}  # fmt: skip
 
 
 def harness(*args: str, pythonpath: tuple[Path, ...] = (), **env: str) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,7 @@ def test_rebuild_keeps_class_device_dtype_solver_and_options() -> None:
     again = impl.rebuild(task, data)
     assert type(again) is type(impl) and again.task is task and again.data is data
     assert again.solver == impl.solver and again.solver["rtol"] == 1e-6
-    assert again.config == {"carry_step": False}
+    assert again.config == {**impl.config, "carry_step": False} == impl.config
     assert (again.device, again.dtype) == (impl.device, impl.dtype)
     assert impl.rebuild(task).data is impl.data
 
