@@ -1,12 +1,12 @@
-"""`numpy-adjoint`: the continuous adjoint of 000 §2, written by hand in NumPy and SciPy.
+"""`numpy-adjoint`: the continuous adjoint of 000 §2, written by hand in NumPy.
 
-Forward pass: `scipy.integrate.solve_ivp` (RK45).  Backward pass: the adjoint ODE (2.4) for
-lambda (the state cotangent, B*N entries) and mu (all parameters, flat), integrated from
-t_P down to t_0 one observation interval at a time with SciPy's RK45 at the forward
-tolerances.  The Dirac terms of g (2.3) make lambda jump by dL/du(t_i) at every
-observation, and the gradient is mu(t_0) (2.5).  Both products of (2.4), (df/du)^T lambda
-and (df/dtheta)^T lambda, come from one call of the model's hand-written `vjp_numpy`; no
-autodiff library is involved.
+Forward pass: Dormand-Prince 5(4) (`harness.numerics.dopri5`, SciPy's RK45 step for step,
+written by hand).  Backward pass: the adjoint ODE (2.4) for lambda (the state cotangent,
+B*N entries) and mu (all parameters, flat), integrated from t_P down to t_0 one
+observation interval at a time by the same stepper at the forward tolerances.  The Dirac
+terms of g (2.3) make lambda jump by dL/du(t_i) at every observation, and the gradient
+is mu(t_0) (2.5).  Both products of (2.4), (df/du)^T lambda and (df/dtheta)^T lambda,
+come from one call of the model's hand-written `vjp_numpy`; no autodiff library is involved.
 
 u(t) in the backward pass, 000 §2's two methods (`mode`):
 
@@ -19,32 +19,32 @@ u(t) in the backward pass, 000 §2's two methods (`mode`):
   incorrect backward pass".
 
 `seminorm` (Kidger, Chen and Lyons, ICML 2021) leaves mu, an integral that feeds nothing
-back, out of the backward step control: SciPy's RMS error norm is then taken over u (in
-backsolve mode) and lambda alone (per-component tolerances: infinite for mu, and the
-controlled ones scaled so that the norm is the RMS over the controlled components).
+back, out of the backward step control: the RMS error norm is then taken over u (in
+backsolve mode) and lambda alone.
 
 The backward solve restarts at every observation time.  Each restart starts from the step
 size the controller proposed at the end of the previous interval (`carry_step`, on by
 default); a fresh start re-estimates the initial step and begins far too small, which
-roughly doubles the backward work (SPEC measurement notes).  `solve_ivp` does not return
-that proposal, so the backward pass drives `scipy.integrate.RK45`, the stepper `solve_ivp`
-itself runs, directly.
+roughly doubles the backward work (SPEC measurement notes).
+
+Until December 2026 both passes ran on `scipy.integrate` (`solve_ivp`, `RK45`); the
+hand-written stepper takes the same steps (same evaluation counts, gradients equal to
+~1e-15 on every task) at about half the cost per evaluation: SciPy's per-step machinery
+cost more than the model (`python -m benchmarks.numpy_adjoint_speed`).
 """
 
 from __future__ import annotations
 
 import time
 import tracemalloc
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
-from scipy.integrate import RK45, solve_ivp
 
 from harness.core.models import AbstractVectorField, Params
 from harness.core.protocols import AbstractImplementation, AbstractTask, TrainCallback, TrainResult
 from harness.core.ranges import flag, one_of
 from harness.core.registry import register_implementation
+from harness.numerics.dopri5 import DenseSolution, Integration, integrate
 from harness.numerics.optim import Adam
 
 __all__ = ["NumpyAdjoint"]
@@ -56,7 +56,7 @@ _QUIET = dict(over="ignore", invalid="ignore", divide="ignore")
 
 @register_implementation
 class NumpyAdjoint(AbstractImplementation):
-    """Hand-written continuous adjoint (000 §2, eqs. 2.4-2.5) on NumPy/SciPy.
+    """Hand-written continuous adjoint (000 §2, eqs. 2.4-2.5) in NumPy.
 
     **Options:**
 
@@ -65,13 +65,13 @@ class NumpyAdjoint(AbstractImplementation):
     - `mode`: ``"interpolate"`` (000 §2 method (A), default) or ``"backsolve"`` (method (B)).
     - `seminorm`: backward step control on u and lambda only (default False).
 
-    Works in float64 throughout: SciPy's solvers integrate in float64, so with
+    Works in float64 throughout: its solver integrates in float64, so with
     `dtype="float32"` only the stored parameters are single precision.
     """
 
     name = "numpy-adjoint"
-    framework = "numpy/scipy"
-    requires = ("numpy", "scipy")
+    framework = "numpy"
+    requires = ("numpy",)
     install = "pip install -c constraints.txt -e ."
     builds = (AbstractVectorField,)
     devices = ("cpu",)
@@ -79,6 +79,9 @@ class NumpyAdjoint(AbstractImplementation):
     options = {"carry_step": True, "mode": "interpolate", "seminorm": False}
     option_ranges = {"carry_step": flag(), "mode": one_of("interpolate", "backsolve"), "seminorm": flag()}
     framework_memory = "tracemalloc peak of one value-and-grad call"
+
+    #: forward solver steps (accepted + rejected) of the last value-and-grad call
+    n_steps: int | None = None
 
     @classmethod
     def skip(cls, task: AbstractTask, device: str) -> str | None:
@@ -93,7 +96,6 @@ class NumpyAdjoint(AbstractImplementation):
         self.model = self.task.model
         self.rtol = float(self.solver["rtol"])
         self.atol = float(self.solver["atol"])
-        self.tol = {"rtol": self.rtol, "atol": self.atol}
         self.carry_step = bool(self.config["carry_step"])
         self.backsolve = self.config["mode"] == "backsolve"
         self.seminorm = bool(self.config["seminorm"])
@@ -112,51 +114,60 @@ class NumpyAdjoint(AbstractImplementation):
 
     # -- forward: u(t) by RK45 with dense output (000 §2 step 1) ---------------------------
 
-    def _forward(self, params: Params, times: np.ndarray, y0: np.ndarray, *, dense: bool) -> Any:
-        """`solve_ivp` result of du/dt = f(u; params) over `times` (either direction)."""
+    def _forward(self, params: Params, times: np.ndarray, y0: np.ndarray, *, dense: bool) -> Integration:
+        """Dormand-Prince solve of du/dt = f(u; params) over `times` (either direction):
+        the values at `times` (`y_eval`, (len(times), B*N)) and, with `dense`, the interpolant."""
         shape, rhs = y0.shape, self.model.rhs
 
         def fun(_t: float, u: np.ndarray) -> np.ndarray:
             return rhs(params, u.reshape(shape), np).ravel()
 
-        # SciPy's initial-step estimate turns a non-finite f(u_0) into a NaN step and then loops
-        # for ever, so check it first (one evaluation, counted in the forward NFE)
+        # a non-finite f(u_0) turns the initial-step estimate into NaN: check it first (one
+        # evaluation, counted in the forward NFE)
         if not np.all(np.isfinite(fun(times[0], y0.ravel()))):
             raise RuntimeError(f"{self.name}: non-finite right-hand side at the initial state")
-        span = (times[0], times[-1])
-        sol = solve_ivp(fun, span, y0.ravel(), method="RK45", t_eval=times, dense_output=dense, **self.tol)
-        if not sol.success:
-            raise RuntimeError(f"{self.name}: forward solve failed: {sol.message}")
+        sol = integrate(
+            fun, times[0], y0.ravel(), times[-1], t_eval=times, dense=dense, rtol=self.rtol, atol=self.atol
+        )
+        if sol.failure is not None:
+            raise RuntimeError(f"{self.name}: forward solve failed: {sol.failure}")
         return sol
 
     # -- backward: lambda and mu of (2.4), interval by interval, with jumps ------------------
 
     def _backward(
-        self, params: Params, u: Callable[[float], np.ndarray], u_end: np.ndarray, cot: np.ndarray
+        self, params: Params, u: DenseSolution | None, u_end: np.ndarray, cot: np.ndarray
     ) -> tuple[np.ndarray, int]:
         """mu(t_0) of (2.4)-(2.5) from the loss cotangents `cot` (P, B, N) at the observation
         times; u(t) is the forward interpolant `u` (mode interpolate) or solved backwards
-        from `u_end` = u(t_P) (mode backsolve).  Also returns the number of VJPs."""
-        shape, vjp, keys = self.y0.shape, self.model.vjp_numpy, list(params)
-        n, rhs = self.y0.size, self.model.rhs
+        from `u_end` = u(t_P) (mode backsolve, `u` None).  Also returns the number of VJPs."""
+        shape, n, rhs = self.y0.shape, self.y0.size, self.model.rhs
         lam = slice(n, 2 * n) if self.backsolve else slice(0, n)
 
-        def adjoint_rhs(t: float, z: np.ndarray) -> np.ndarray:
-            # (2.4a-b) without the Dirac terms: d(lambda, mu)/dt = -(lambda^T df/du, lambda^T df/dtheta)
-            state = z[:n].reshape(shape) if self.backsolve else u(t).reshape(shape)
-            a_u, a_p = vjp(params, state, z[lam].reshape(shape))
-            dz = np.concatenate([a_u.ravel(), *[a_p[k].ravel() for k in keys]])
-            np.negative(dz, out=dz)
-            if self.backsolve:  # du/dt = f(u), integrated backwards alongside
-                dz = np.concatenate([rhs(params, state, np).ravel(), dz])
-            return dz
+        # (2.4a-b) without the Dirac terms, d(lambda, mu)/dt = -(lambda^T df/du, lambda^T df/dtheta),
+        # integrated in s = -t from -t_i to -t_{i-1}: d(lambda, mu)/ds = +(...), no negation per
+        # evaluation (the steps are those of the solve in t, to the bit: only signs differ)
+        if u is None:  # backsolve: z = (u, lambda, mu), du/ds = -f(u) integrated alongside
+            vjp = self.model.flat_vjp_numpy(params, shape, offset=n)
+
+            def adjoint_rhs(s: float, z: np.ndarray) -> np.ndarray:
+                state = z[:n].reshape(shape)
+                out = vjp(params, state, z[n : 2 * n].reshape(shape))
+                np.negative(rhs(params, state, np).ravel(), out=out[:n])
+                return out
+
+        else:
+            vjp = self.model.flat_vjp_numpy(params, shape)
+
+            def adjoint_rhs(s: float, z: np.ndarray) -> np.ndarray:
+                return vjp(params, u(-s).reshape(shape), z[:n].reshape(shape))
 
         t = self.t_obs
         n_params = sum(np.size(v) for v in params.values())
         z = np.zeros(lam.stop + n_params)  # (2.4c-d): zero at t_P^+
         if self.backsolve:
             z[:n] = u_end.ravel()
-        tol = self._adjoint_tolerances(lam.stop, n_params)
+        controlled = lam.stop if self.seminorm else None
         h, nfe = None, 0
         for i in range(len(t) - 1, 0, -1):
             z[lam] += cot[i].ravel()  # jump of lambda at t_i: the Dirac term of g (2.3)
@@ -164,32 +175,24 @@ class NumpyAdjoint(AbstractImplementation):
             if length == 0:
                 continue
             first = None if h is None else min(h, length)
-            stepper = RK45(adjoint_rhs, t[i], z, t[i - 1], first_step=first, **tol)
-            if not np.isfinite(stepper.h_abs):  # a NaN initial step would loop for ever
-                raise RuntimeError(f"{self.name}: non-finite adjoint right-hand side at t={t[i]:g}")
-            while stepper.status == "running":
-                stepper.step()
-            nfe += stepper.nfev
-            if stepper.status != "finished":
-                raise RuntimeError(f"{self.name}: adjoint solve failed at t={stepper.t:g}: {stepper.message}")
-            z = stepper.y.copy()
-            h = stepper.h_abs if self.carry_step else None
-            # SciPy's solvers hold closures over themselves: break that reference cycle, so that
-            # each stepper's buffers go now rather than pile up until the next garbage collection
-            stepper.fun = stepper.fun_vectorized = None
+            step = integrate(
+                adjoint_rhs,
+                -t[i],
+                z,
+                -t[i - 1],
+                first_step=first,
+                controlled=controlled,
+                rtol=self.rtol,
+                atol=self.atol,
+            )
+            nfe += step.nfev
+            if step.failure is not None:
+                raise RuntimeError(
+                    f"{self.name}: adjoint solve failed on [{t[i - 1]:g}, {t[i]:g}]: {step.failure}"
+                )
+            z = step.y
+            h = step.h_abs if self.carry_step else None
         return z[lam.stop :], nfe
-
-    def _adjoint_tolerances(self, controlled: int, n_params: int) -> dict[str, Any]:
-        """RK45's `rtol` / `atol` for the backward state (controlled components, then mu):
-        the forward ones, or with `seminorm` none on mu (infinite `atol`) and the others
-        scaled by sqrt(controlled / all), so that SciPy's RMS norm over all components is
-        the RMS over the controlled ones."""
-        if not self.seminorm:
-            return self.tol
-        scale = np.sqrt(controlled / (controlled + n_params))
-        rtol = np.concatenate([np.full(controlled, self.rtol * scale), np.ones(n_params)])
-        atol = np.concatenate([np.full(controlled, self.atol * scale), np.full(n_params, np.inf)])
-        return {"rtol": rtol, "atol": atol}
 
     # -- value and gradient (000 §2 steps 1-3) -------------------------------------------
 
@@ -197,13 +200,15 @@ class NumpyAdjoint(AbstractImplementation):
         """Loss (2.2) and its gradient mu(t_0) (2.5) at `native` parameters."""
         with np.errstate(**_QUIET):
             sol = self._forward(native, self.t_obs, self.y0, dense=not self.backsolve)
-            pred = sol.y.T.reshape(self.y_obs.shape)
+            assert sol.y_eval is not None
+            pred = sol.y_eval.reshape(self.y_obs.shape)
             loss = float(self.task.loss(pred, self.y_obs))
             cot = self.task.loss_cotangent(pred, self.y_obs)
-            mu, nfe_backward = self._backward(native, sol.sol, sol.y[:, -1], cot)
+            mu, nfe_backward = self._backward(native, sol.dense, sol.y, cot)
         if not (np.isfinite(loss) and np.all(np.isfinite(mu))):
             raise RuntimeError(f"{self.name}: non-finite loss or gradient (loss = {loss})")
-        self.last_nfe = (int(sol.nfev) + 1, nfe_backward)
+        self.last_nfe = (sol.nfev + 1, nfe_backward)
+        self.n_steps = sol.steps + sol.rejected
         grad, start = {}, 0
         for key, value in native.items():
             grad[key] = mu[start : start + value.size].reshape(value.shape)
@@ -221,7 +226,8 @@ class NumpyAdjoint(AbstractImplementation):
             return np.repeat(y0[None], times.size, axis=0)
         with np.errstate(**_QUIET):
             sol = self._forward(self.load(params), times, y0, dense=False)
-        return sol.y.T.reshape((times.size, *y0.shape))
+        assert sol.y_eval is not None
+        return sol.y_eval.reshape((times.size, *y0.shape))
 
     # -- training: Adam in NumPy -------------------------------------------------------------
 

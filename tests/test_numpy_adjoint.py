@@ -8,7 +8,7 @@ import pytest
 from conftest import check_vjp, problem, rel_error
 
 from harness.core import registry
-from harness.core.models import MLP, Params
+from harness.core.models import MLP, AbstractVectorField, Params
 from harness.numerics.optim import Adam
 
 NumpyAdjoint = registry.IMPLEMENTATIONS["numpy-adjoint"]
@@ -46,6 +46,26 @@ def test_parametric_vjp_matches_finite_differences() -> None:
     model = task.model
     rng = np.random.default_rng(5)
     check_vjp(model, model.init_params(0), rng.normal(size=(6, 2)), rng.normal(size=(6, 2)))
+
+
+@pytest.mark.parametrize("sizes", [(3, 7, 5, 2), (2, 2)])
+def test_mlp_flat_vjp_writes_what_vjp_numpy_returns(sizes: tuple[int, ...]) -> None:
+    """The in-place flat VJP (the adjoint's hot loop) against the plain one, bit for bit,
+    offset left alone, the buffer reused across calls."""
+    model = MLP(sizes=sizes)
+    params = model.init_params(1)
+    rng = np.random.default_rng(6)
+    flat = model.flat_vjp_numpy(params, (4, sizes[0]), offset=3)
+    default = AbstractVectorField.flat_vjp_numpy(model, params, (4, sizes[0]), offset=3)
+    first = None
+    for _ in range(2):
+        y, a = rng.normal(size=(4, sizes[0])), rng.normal(size=(4, sizes[-1]))
+        out = flat(params, y, a)
+        a_y, a_p = model.vjp_numpy(params, y, a)
+        np.testing.assert_array_equal(out[3:], np.concatenate([a_y, *a_p.values()], axis=None))
+        np.testing.assert_array_equal(out[3:], default(params, y, a)[3:])
+        first = out if first is None else first
+    assert out is first  # one buffer
 
 
 # -- the adjoint gradient -------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +87,24 @@ class AbstractVectorField(AbstractModel):
         **Returns:** `(a^T df/dy, a^T df/dparams)`, the second summed over the batch.
         """
 
+    def flat_vjp_numpy(self, params: Params, shape: tuple[int, ...], offset: int = 0) -> FlatVJP:
+        """`vjp_numpy` for the adjoint's hot loop: a function `(params, y, a) -> out` whose
+        one flat `out` holds `offset` entries the caller fills, then a^T df/dy, then
+        a^T df/dparams in the order of `params` (their shapes those of `params`, y's
+        `shape`).  `out` may be the same array at every call: copy what you keep.  The
+        default concatenates `vjp_numpy`'s result; a model may write in place instead."""
+        keys = list(params)
+        head = np.zeros(offset)
+
+        def flat(params: Params, y: np.ndarray, a: np.ndarray) -> np.ndarray:
+            a_y, a_p = self.vjp_numpy(params, y, a)
+            return np.concatenate([head, a_y, *[a_p[k] for k in keys]], axis=None)
+
+        return flat
+
+
+#: `AbstractVectorField.flat_vjp_numpy`'s function: (params, y, a) -> flat cotangents
+FlatVJP = Callable[[Params, np.ndarray, np.ndarray], np.ndarray]
 
 _ACTIVATIONS = ("tanh", "relu", "sigmoid")
 
@@ -159,18 +178,23 @@ class MLP(AbstractVectorField):
     def _param_keys(self) -> tuple[str, ...]:
         return tuple(k for pair in self._layer_keys for k in pair)
 
-    def vjp_numpy(self, params: Params, y: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, Params]:
-        # hot path of the NumPy adjoint: no per-call dispatch or key formatting
-        act, act_grad = _NUMPY_ACTIVATIONS[self.activation]
-        keys = self._layer_keys
-        # forward, keeping the input of every layer and the pre-activations
+    def _forward_kept(self, params: Params, y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The forward pass in NumPy, keeping the input of every layer and the pre-activations."""
+        act = _NUMPY_ACTIVATIONS[self.activation][0]
         inputs, pre = [y], []
         h = y
-        for w, b in keys[:-1]:
+        for w, b in self._layer_keys[:-1]:
             z = h @ params[w] + params[b]
             h = act(z)
             pre.append(z)
             inputs.append(h)
+        return inputs, pre
+
+    def vjp_numpy(self, params: Params, y: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, Params]:
+        # hot path of the NumPy adjoint: no per-call dispatch or key formatting
+        act_grad = _NUMPY_ACTIVATIONS[self.activation][1]
+        keys = self._layer_keys
+        inputs, pre = self._forward_kept(params, y)
         # backward
         grads: list[np.ndarray] = [a] * (2 * len(keys))
         g = a
@@ -181,6 +205,39 @@ class MLP(AbstractVectorField):
             if i > 0:
                 g = g * act_grad(pre[i - 1], inputs[i])
         return g, dict(zip(self._param_keys, grads, strict=True))
+
+    def flat_vjp_numpy(self, params: Params, shape: tuple[int, ...], offset: int = 0) -> FlatVJP:
+        """`vjp_numpy`'s arithmetic written into one reused buffer (`np.matmul(..., out=)`),
+        so that the adjoint concatenates nothing.  A subclass that overrides `vjp_numpy`
+        gets the default (its own `vjp_numpy`, concatenated): this one knows only the MLP's."""
+        if type(self).vjp_numpy is not MLP.vjp_numpy:
+            return super().flat_vjp_numpy(params, shape, offset)
+        act_grad = _NUMPY_ACTIVATIONS[self.activation][1]
+        keys = self._layer_keys
+        n_y = math.prod(shape)
+        out = np.empty(offset + n_y + sum(np.size(v) for v in params.values()))
+        a_y = out[offset : offset + n_y].reshape(shape)
+        views, start = {}, offset + n_y
+        for key, value in params.items():
+            views[key] = out[start : start + np.size(value)].reshape(np.shape(value))
+            start += np.size(value)
+        grad_views = [(views[w], views[b]) for w, b in keys]
+
+        def flat(params: Params, y: np.ndarray, a: np.ndarray) -> np.ndarray:
+            inputs, pre = self._forward_kept(params, y)
+            g = a
+            for i in range(len(keys) - 1, -1, -1):
+                g_w, g_b = grad_views[i]
+                np.matmul(inputs[i].T, g, out=g_w)
+                np.add.reduce(g, axis=0, out=g_b)
+                if i > 0:
+                    g = g @ params[keys[i][0]].T
+                    g *= act_grad(pre[i - 1], inputs[i])
+                else:
+                    np.matmul(g, params[keys[0][0]].T, out=a_y)
+            return out
+
+        return flat
 
 
 @dataclasses.dataclass(frozen=True)
