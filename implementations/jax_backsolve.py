@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.core.ranges import integer
 from harness.core.registry import register_implementation
 from implementations.jax_checkpoint import JaxCheckpoint
 
@@ -24,12 +25,19 @@ class JaxBacksolve(JaxCheckpoint):
     """
 
     name = "jax-backsolve"
+    options = {"max_steps": 4096}  # no checkpoints: the backward pass stores no forward state
+    option_ranges = {"max_steps": integer(1)}
     discrete_twin = "jax-checkpoint"  # the same Tsit5 solve, differentiated through its steps
 
     def _adjoint(self) -> Any:
         import diffrax
 
         return diffrax.BacksolveAdjoint()
+
+    @property
+    def n_checkpoints(self) -> int | None:
+        """None: the backward pass re-solves the state instead of keeping any."""
+        return None
 
     @staticmethod
     def _backward_nfe(raw: dict[str, int], forward: int) -> int:

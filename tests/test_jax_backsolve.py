@@ -56,3 +56,17 @@ def test_backward_work_counts_augmented_evaluations() -> None:
     forward, backward = impl.count_nfe(params)
     assert forward > 0 and backward > 0
     assert impl.nfe_detail["grad_vjp"] == backward == impl.nfe_detail["grad_fwd"]
+
+
+@pytest.mark.parametrize(("impl", "checkpoints"), [("jax-backsolve", None), ("jax-checkpoint", 90)])
+def test_records_say_how_many_checkpoints(impl: str, checkpoints: int | None) -> None:
+    """The measured record's `solver_checkpoints`: none for the continuous adjoint (which has
+    no `checkpoints` option), equinox's default for jax-checkpoint at `max_steps` 4096."""
+    from harness.execution.measure import measure_cell
+    from harness.planning.matrix import plan
+
+    (cell,) = plan("linear_adjoint", impl, sets={}, seeds=[0], iters=0, device="cpu", dtype="float64")
+    record: dict = {}
+    measure_cell(cell, record, repeats=1, memory=False)
+    assert record["solver_checkpoints"] == checkpoints
+    assert record["solver_steps"] > 0

@@ -154,6 +154,7 @@ def measure_cell(
     stage("nfe")
     record["nfe_forward"], record["nfe_backward"] = impl.count_nfe(params)
     record["solver_steps"] = getattr(impl, "n_steps", None)
+    record["solver_checkpoints"] = getattr(impl, "n_checkpoints", None)
 
     if memory:
         stage("memory")

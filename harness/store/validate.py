@@ -48,6 +48,7 @@ _NUMBER_FIELDS = (
     "nfe_forward",
     "nfe_backward",
     "solver_steps",
+    "solver_checkpoints",
     "peak_rss_bytes",
     "peak_rss_first_call_bytes",
     "peak_framework_bytes",

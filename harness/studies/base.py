@@ -64,6 +64,7 @@ GRID_RANGES: dict[str, Range] = {
     "--horizons": positive(),
     "--batches": integer(1),
     "--substeps": integer(1),
+    "--checkpoints": integer(1),
 }
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness.reporting.figures.catalog import FigureInput, FigureSpec, register
-from harness.reporting.figures.exponents import MEMORY_KINDS, fit_exponent, memory_points, memory_series
+from harness.reporting.figures.exponents import (
+    MEMORY_KINDS,
+    fit_exponent,
+    memory_points,
+    memory_series,
+    sweep_points,
+)
 from harness.reporting.figures.records import Record, fmt, group_labels, unique
 from harness.reporting.figures.style import group_colours, new_figure, palette, save_figure, style
 
-__all__ = ["CAPTION", "memory_scaling_figure"]
+__all__ = ["CAPTION", "memory_scaling_figure", "memory_sweeps_figure"]
 
 CAPTION = (
     "Peak memory against the integration horizon t1 (log-log): framework-level (left) and "
@@ -59,6 +65,42 @@ def memory_scaling_figure(records: Sequence[Record], out_dir: Path) -> Path | No
                     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), title="memory ~ t1^k")
         fig.suptitle("Memory scaling with the integration horizon")
         return save_figure(fig, Path(out_dir) / "memory_scaling.png")
+
+
+#: one row of `memory_sweeps_figure`: (what grows, x label, x of a record, the records)
+Sweep = tuple[str, str, Callable[[Record], Any], Sequence[Record]]
+
+
+def memory_sweeps_figure(sweeps: Sequence[Sweep], out_dir: Path) -> Path | None:
+    """`harness study memory-scaling`: one row per sweep (e.g. solver steps at fixed
+    observations; observations at fixed spacing), framework-level peak (left) and RSS
+    (right) against the sweep's x, log-log, one line per back-end with its exponent k.
+    Tasks share the panels (the study runs one task by default)."""
+    rows = [(grows, xlabel, x_of, memory_series(recs)) for grows, xlabel, x_of, recs in sweeps]
+    rows = [row for row in rows if row[3]]
+    if not rows:
+        return None
+    base = palette(r["impl"] for *_, records in sweeps for r in records)
+    with style():
+        fig, axes = new_figure(2 * len(rows), 2, 7.4, 3.6)
+        for i, (grows, xlabel, x_of, series) in enumerate(rows):
+            labels = group_labels(series)
+            colours = group_colours(list(series), base)
+            for col, (field, title) in enumerate(MEMORY_KINDS.values()):
+                ax = axes[2 * i + col]
+                for key, points in series.items():
+                    x, y = sweep_points(points, field, x_of)
+                    if len(x) == 0:
+                        continue
+                    k = fit_exponent(x, y)
+                    suffix = f", k = {round(k, 2) + 0.0:.2f}" if k is not None else " (one point)"
+                    ax.plot(x, y / 1e6, "o-", color=colours[key], lw=1.6, ms=5, label=labels[key] + suffix)
+                ax.set(xscale="log", yscale="log", title=f"{grows} grow: {title}", xlabel=xlabel)
+                ax.set_ylabel("peak memory, MB")
+                if ax.get_legend_handles_labels()[0]:
+                    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), title="memory ~ x^k")
+        fig.suptitle("Memory scaling: solver steps at fixed observations, and observations")
+        return save_figure(fig, Path(out_dir) / "memory_sweeps.png")
 
 
 def _draw(data: FigureInput) -> Path | None:
