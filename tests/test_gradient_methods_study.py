@@ -105,3 +105,7 @@ def test_a_small_sweep_end_to_end(tmp_path: Path, capsys) -> None:
     assert saved["metrics"]["otd_discrete_error_min"] is not None
     assert saved["metrics"]["backsolve_over_interpolate_error_longest"] is not None
     assert (out / "figures" / "work_precision.png").exists()
+    # the verdicts are in the folder's report too
+    for report in ("report.md", "report.html"):
+        text = (out / report).read_text()
+        assert "Claims about the methods" in text and "backsolve-incorrect" in text

@@ -300,6 +300,7 @@ def render_html(
         f'<p class="meta">{html.escape(_counts(records))}. '
         f"Folder <code>{html.escape(str(directory))}</code>.</p>",
         *_reproduction_html(verdicts),
+        *_study_claims_html(directory),
         "<h2>Results</h2>",
         "<p>One row per cell (task, back-end, seed, options). vg = value-and-grad call; RSS over the "
         "baseline in an isolated process; framework = the framework's own figure.</p>",
@@ -336,6 +337,45 @@ REPRODUCTION_NOTE = (
     "measures the opposite of the document: a finding, stated below), NO RESULT (the cell "
     "failed), SKIPPED."
 )
+
+
+#: a study's verdicts on claims about the methods (not about one task), in its folder:
+#: a JSON list of rows {"verdict", "claim", "source", "test", "measured", ...}
+STUDY_CLAIMS_FILE = "study_claims.json"
+STUDY_CLAIMS_NOTE = (
+    "Claims of the source documents about the gradient methods themselves, judged by the "
+    "study that wrote this folder from all of its cells (thresholds fixed before the run)."
+)
+_STUDY_CLAIM_COLUMNS = ("verdict", "claim", "source", "test", "measured")
+
+
+def study_claims(directory: Path) -> list[dict[str, str]]:
+    """The rows of the folder's `STUDY_CLAIMS_FILE` (none without one), measured values
+    written with three significant digits."""
+    path = Path(directory) / STUDY_CLAIMS_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    for row in json.loads(path.read_text()):
+        value = row.get("measured")
+        rows.append(
+            {k: str(row.get(k, "")) for k in _STUDY_CLAIM_COLUMNS}
+            | {"measured": "-" if value is None else format(float(value), ".3g")}
+        )
+    return rows
+
+
+def _study_claims_html(directory: Path) -> list[str]:
+    import pandas as pd
+
+    rows = study_claims(directory)
+    if not rows:
+        return []
+    return [
+        "<h2>Claims about the methods</h2>",
+        f"<p>{html.escape(STUDY_CLAIMS_NOTE)}</p>",
+        _html_table(pd.DataFrame(rows), text_columns=_STUDY_CLAIM_COLUMNS),
+    ]
 
 
 def _reproduction_html(verdicts: Verdicts) -> list[str]:
@@ -376,6 +416,17 @@ def render_markdown(
         notes = verdicts.notes()
         lines += ["## Does it reproduce the source?", "", REPRODUCTION_NOTE, "", table, ""]
         lines += [*notes, ""] if notes else []
+    if rows := study_claims(directory):
+        from tabulate import tabulate
+
+        lines += [
+            "## Claims about the methods",
+            "",
+            STUDY_CLAIMS_NOTE,
+            "",
+            tabulate(rows, headers="keys", tablefmt="github"),
+            "",
+        ]
     lines += ["## Results", "", format_records(records, verdicts=False)]
     exponents = _exponents_rows(records)
     if exponents:

@@ -240,6 +240,7 @@ class GradientMethods(AbstractStudy):
         from tabulate import tabulate
 
         from harness.reporting.figures.work_precision import work_precision_figure
+        from harness.reporting.html_report import STUDY_CLAIMS_FILE, write_report
         from harness.store.atomic import atomic_file
         from harness.store.results import load_records
 
@@ -255,6 +256,9 @@ class GradientMethods(AbstractStudy):
         print(tabulate(table, headers="keys", tablefmt="github"))
         with atomic_file(out / "gradient_methods.json") as fh:
             fh.write(json.dumps({"metrics": metrics, "claims": verdicts}, indent=2).encode())
+        with atomic_file(out / STUDY_CLAIMS_FILE) as fh:
+            fh.write(json.dumps(verdicts, indent=2).encode())
+        write_report(out, records)  # again: now with the claims' verdicts
         figure = work_precision_figure([r for r in records if not _is_horizon(r)], out / "figures")
         if figure is not None:
             print(f"\nfigure: {figure}")
