@@ -241,9 +241,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     bad = sum(not v.reproduced for v in verdicts)
     bound = sum(v.label == "budget-bound" for v in verdicts)
+    path = sum(v.label == "path-bound" for v in verdicts)
     print(
-        f"{len(verdicts) - bad - bound} of {len(verdicts)} cells reproduced"
+        f"{len(verdicts) - bad - bound - path} of {len(verdicts)} cells reproduced"
         + (f", {bound} budget-bound (everything else reproduced)" if bound else "")
+        + (
+            f", {path} path-bound (target reached by another path; everything else reproduced)"
+            if path
+            else ""
+        )
         + (f", {bad} differ" if bad else "")
     )
     return 1 if bad else 0

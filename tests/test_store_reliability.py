@@ -527,3 +527,24 @@ def test_training_stopped_by_its_budget_is_budget_bound_not_a_difference() -> No
     assert differs.label == "differs" and any("grad_rel_error" in d for d in differs.differences)
     [same] = compare_runs([rec(200, 0.1)], [rec(200, 0.09)])
     assert same.label == "differs" and any("train_loss_final" in d for d in same.differences)
+
+
+def test_training_that_reached_its_target_by_another_path_is_path_bound() -> None:
+    """Two records that both stopped at their target loss after other iteration counts (CPU
+    rounding took another path): trained loss and metrics are not compared (`path-bound`);
+    everything else is, and equal counts compare as usual."""
+    from harness.store.compare import compare_runs
+
+    def rec(iters: int, loss: float, grad: float = 1e-8, stopped: str = "target") -> dict:
+        return {"cell_id": "c", "task": "t", "impl": "i", "status": "ok", "train_stopped": stopped,
+                "train_iters_run": iters, "train_loss_final": loss, "grad_rel_error": grad,
+                "metrics": {"fit": loss}}  # fmt: skip
+
+    [bound] = compare_runs([rec(2656, 1e-3)], [rec(2736, 1.1e-3)])
+    assert (
+        bound.reproduced and bound.label == "path-bound" and "2656 vs 2736 iterations" in (bound.note or "")
+    )
+    [differs] = compare_runs([rec(2656, 1e-3)], [rec(2736, 1e-3, grad=2e-8)])
+    assert differs.label == "differs"
+    [iters] = compare_runs([rec(100, 1e-3, stopped="iters")], [rec(100, 2e-3, stopped="iters")])
+    assert iters.label == "differs" and any("train_loss_final" in d for d in iters.differences)

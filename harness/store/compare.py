@@ -5,7 +5,8 @@ compared field has a stated tolerance (`TOLERANCES`): accuracy figures tight, ti
 within a noise band; a cell reproduces when every field present in both runs is within
 its tolerance and the statuses agree.  A cell whose training stopped at its wall-clock
 budget after different numbers of iterations is `budget-bound`: its trained loss and
-metrics depend on the machine's speed and are not compared (the rest is).
+metrics depend on the machine's speed and are not compared (the rest is); so is a cell whose
+training reached its target after different numbers of iterations (`path_bound`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from harness.core.errors import UsageError
 
-__all__ = ["TOLERANCES", "Tolerance", "Verdict", "check_unique", "compare_runs"]
+__all__ = ["TOLERANCES", "Tolerance", "Verdict", "budget_bound", "check_unique", "compare_runs", "path_bound"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,11 +70,14 @@ class Verdict:
 
     @property
     def label(self) -> str:
-        """`reproduced`, `differs`, or `budget-bound` (everything compared reproduced, but
-        the training results depend on speed and were not compared)."""
+        """`reproduced`, `differs`, `budget-bound` (everything compared reproduced, but the
+        training results depend on speed and were not compared) or `path-bound` (both reached
+        their target by other paths: `path_bound`)."""
         if not self.reproduced:
             return "differs"
-        return "budget-bound" if self.note else "reproduced"
+        if not self.note:
+            return "reproduced"
+        return "path-bound" if self.note.startswith("training reached its target") else "budget-bound"
 
 
 def _fields(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -117,6 +121,24 @@ def budget_bound(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
     return (
         f"training stopped at its wall-clock budget after {ia} vs {ib} iterations: "
         "the trained loss and metrics depend on speed (not compared)"
+    )
+
+
+def path_bound(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
+    """Why the training results of two records cannot be compared, or None: both stopped at
+    their target loss, after different numbers of iterations.  Each reached what its claims
+    need, by another path: rounding that differs between CPUs (e.g. XLA's or OpenBLAS's
+    kernels for another instruction set) grows over thousands of optimiser steps
+    (lotka_volterra on jax-checkpoint: 2656 against 2736 iterations on two AMD EPYC machines),
+    so the trained loss and metrics differ by more than rounding (not compared)."""
+    if (a.get("train_stopped"), b.get("train_stopped")) != ("target", "target"):
+        return None
+    ia, ib = a.get("train_iters_run"), b.get("train_iters_run")
+    if ia == ib:
+        return None
+    return (
+        f"training reached its target loss after {ia} vs {ib} iterations: another path, so the "
+        "trained loss and metrics are not compared"
     )
 
 
@@ -180,7 +202,7 @@ def compare_runs(
                 f"status: {rec['status']} vs {other['status']} ({other.get('reason') or rec.get('reason')})"
             )
         fa, fb = _fields(rec), _fields(other)
-        note = budget_bound(rec, other)
+        note = budget_bound(rec, other) or path_bound(rec, other)
         for field in sorted(set(fa) | set(fb)):
             if not times and field in TIME_FIELDS:
                 continue
