@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from harness.core.models import AbstractMap, Params
+from harness.core.models import AbstractMap, Composite, Params
 from harness.core.protocols import AbstractImplementation, TrainCallback, TrainResult
 
 if TYPE_CHECKING:
@@ -49,7 +49,10 @@ class AbstractTorchImplementation(AbstractImplementation):
         self._y0 = self._tensor(self.data.y0)
         self._t = self._tensor(self.data.t)
         self._obs = self._tensor(self.data.y)
-        self.field = tc.VectorField(self.task.model, self._y0)
+        model = self.task.model
+        self._composite = model if isinstance(model, Composite) else None
+        core = model.core if isinstance(model, Composite) else model  # what a solver integrates
+        self.field = tc.VectorField(core, self._y0)
         self._grad = torch.autograd.grad
         self._cuda = self._device.type == "cuda"
         self._keys: tuple[str, ...] = tuple(self.task.init_params(0))
@@ -76,19 +79,41 @@ class AbstractTorchImplementation(AbstractImplementation):
         self, native: dict[str, torch.Tensor], times: torch.Tensor, y0: torch.Tensor
     ) -> torch.Tensor:
         """`_solve`, or for a discrete model (`harness.core.models.AbstractMap`, such as a
-        ResNet) its input and output."""
+        ResNet) its input and output; a `Composite` encodes `y0` first and decodes every state."""
+        composite, xp = self._composite, self.field.xp
+        if composite is None:
+            return self._core_states(native, times, y0)
+        h0 = composite.encoder.apply(native, y0, xp)
+        core = {k: native[k] for k in composite.part_keys[1]}
+        return composite.decode(native, self._core_states(core, times, h0), xp)
+
+    def _core_states(
+        self, native: dict[str, torch.Tensor], times: torch.Tensor, y0: torch.Tensor
+    ) -> torch.Tensor:
         model = self.field.model
         if not isinstance(model, AbstractMap):
             return self._solve(native, times, y0)
         return model.states(native, y0, len(times), self.field.xp)
 
-    def _loss(self, native: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.task.loss(self._forward(native, self._t, self._y0), self._obs)
+    def _loss(
+        self, native: dict[str, torch.Tensor], batch: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        y0, obs = (self._y0, self._obs) if batch is None else batch
+        return self.task.loss(self._forward(native, self._t, y0), obs)
 
     def value_and_grad_native(
         self, native: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         loss = self._loss(native)
+        return loss.detach(), self._grad(loss, tuple(native.values()))
+
+    def load_batch(self, y0: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._tensor(y0), self._tensor(y)
+
+    def value_and_grad_batch(
+        self, native: dict[str, torch.Tensor], batch: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        loss = self._loss(native, batch)
         return loss.detach(), self._grad(loss, tuple(native.values()))
 
     def block(self, out: Any) -> Any:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.devices import parse_device
-from harness.core.models import AbstractMap, AbstractModel, AbstractVectorField, Params
+from harness.core.models import AbstractMap, AbstractModel, AbstractVectorField, Composite, Params
 from harness.core.protocols import AbstractImplementation, TrainCallback, TrainResult
 from harness.core.ranges import integer
 from harness.core.registry import register_implementation
@@ -158,7 +158,7 @@ class JaxCheckpoint(AbstractImplementation):
     framework = "jax"
     requires = ("jax", "diffrax", "equinox", "optax")
     install = 'pip install -c constraints.txt -e ".[jax]"'
-    builds = (AbstractVectorField, AbstractMap)
+    builds = (AbstractVectorField, AbstractMap, Composite)
     devices = ("cpu", "cuda")
     solver_options = ("rtol", "atol")
     options = {"max_steps": 4096, "checkpoints": 0}
@@ -182,7 +182,10 @@ class JaxCheckpoint(AbstractImplementation):
         self._device = jax_device(self.device)
         self._keys = list(self.task.init_params(0))
         self._args = tuple(self._put(a) for a in (self.data.t, self.data.y0, self.data.y))
-        self._loss = self._make_loss(_plain_field(self.task.model))
+        model = self.task.model
+        #: what the solver integrates: the model, or a `Composite`'s core
+        self._core = model.core if isinstance(model, Composite) else model
+        self._loss = self._make_loss(_plain_field(self._core))
         self._vg = jax.jit(jax.value_and_grad(self._loss))
         self._predict = jax.jit(self._make_predict())
         self._counted: tuple[Any, Any] | None = None
@@ -220,34 +223,38 @@ class JaxCheckpoint(AbstractImplementation):
         """Backward evaluations from the ticks of one instrumented value-and-grad call."""
         return max(raw.get("primal", 0) - forward, raw.get("fwd", 0)) + raw.get("vjp", 0)
 
-    def _make_loss(self, field: VectorField) -> Callable[..., Any]:
-        """`loss(params, t, y0, obs)`: the task's loss on a solve saved at `t`."""
+    def _make_states(self, field: VectorField, *, throw: bool = True) -> Callable[..., Any]:
+        """`states(params, t, y0) -> (ys, ts)`: the model at times `t` from `y0` (a solve, a
+        discrete map's states, or a `Composite`'s decoded core states from the encoded `y0`);
+        `ts` is the solver's (inf where it stopped early)."""
         import jax.numpy as jnp
 
         kwargs = self._solve_kwargs()
-        model = self.task.model
-        if isinstance(model, AbstractMap):
-            return lambda params, t, y0, obs: self.task.loss(model.states(params, y0, t.shape[0], jnp), obs)
+        core, model = self._core, self.task.model
 
-        def loss(params: Any, t: Any, y0: Any, obs: Any) -> Any:
-            return self.task.loss(solve(field, params, t, y0, **kwargs).ys, obs)
-
-        return loss
-
-    def _make_predict(self) -> Callable[..., Any]:
-        import jax.numpy as jnp
-
-        kwargs = self._solve_kwargs()
-        model = self.task.model
-        field = _plain_field(model)
-        if isinstance(model, AbstractMap):
-            return lambda params, ts, y0: (model.states(params, y0, ts.shape[0], jnp), ts)
-
-        def predict(params: Any, ts: Any, y0: Any) -> tuple[Any, Any]:
-            sol = solve(field, params, ts, y0, throw=False, **kwargs)
+        def core_states(params: Any, t: Any, y0: Any) -> tuple[Any, Any]:
+            if isinstance(core, AbstractMap):
+                return core.states(params, y0, t.shape[0], jnp), t
+            sol = solve(field, params, t, y0, throw=throw, **kwargs)
             return sol.ys, sol.ts
 
-        return predict
+        if not isinstance(model, Composite):
+            return core_states
+
+        def composite_states(params: Any, t: Any, x: Any) -> tuple[Any, Any]:
+            core_params = {k: params[k] for k in model.part_keys[1]}
+            ys, ts = core_states(core_params, t, model.encoder.apply(params, x, jnp))
+            return model.decode(params, ys, jnp), ts
+
+        return composite_states
+
+    def _make_loss(self, field: VectorField) -> Callable[..., Any]:
+        """`loss(params, t, y0, obs)`: the task's loss on a solve saved at `t`."""
+        states = self._make_states(field)
+        return lambda params, t, y0, obs: self.task.loss(states(params, t, y0)[0], obs)
+
+    def _make_predict(self) -> Callable[..., Any]:
+        return self._make_states(_plain_field(self._core), throw=False)
 
     def _numpy(self, tree: Any, keys: list[str]) -> Params:
         """A native parameter dict back to NumPy, in the order of `keys` (JAX sorts dict keys)."""
@@ -261,6 +268,13 @@ class JaxCheckpoint(AbstractImplementation):
 
     def value_and_grad_native(self, native: Any) -> Any:
         return self._vg(native, *self._args)
+
+    def load_batch(self, y0: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
+        return self._put(y0), self._put(y)
+
+    def value_and_grad_batch(self, native: Any, batch: tuple[Any, Any]) -> Any:
+        """The jitted value-and-grad on another batch of the same shapes: no recompilation."""
+        return self._vg(native, self._args[0], *batch)
 
     def block(self, out: Any) -> Any:
         import jax
@@ -306,15 +320,20 @@ class JaxCheckpoint(AbstractImplementation):
         """
         import jax
 
-        model = self.task.model
-        if isinstance(model, AbstractMap):  # one block evaluation and one VJP per block, no solver
-            self.n_steps, self.nfe_detail = None, {"blocks": model.n_evaluations}
-            return model.n_evaluations, model.n_evaluations
+        model, core = self.task.model, self._core
+        if isinstance(core, AbstractMap):  # one block evaluation and one VJP per block, no solver
+            self.n_steps, self.nfe_detail = None, {"blocks": core.n_evaluations}
+            return core.n_evaluations, core.n_evaluations
         if self._counted is None:
-            field = _counted_field(self.task.model, self._counts)
+            import jax.numpy as jnp
+
+            field = _counted_field(core, self._counts)
             kwargs = self._solve_kwargs()
 
             def value(params: Any, t: Any, y0: Any) -> Any:
+                if isinstance(model, Composite):
+                    y0 = model.encoder.apply(params, y0, jnp)
+                    params = {k: params[k] for k in model.part_keys[1]}
                 return solve(field, params, t, y0, **kwargs).stats
 
             self._counted = (jax.jit(value), jax.jit(jax.value_and_grad(self._make_loss(field))))

@@ -40,7 +40,7 @@ import tracemalloc
 
 import numpy as np
 
-from harness.core.models import AbstractVectorField, Params
+from harness.core.models import AbstractVectorField, Composite, Params
 from harness.core.protocols import AbstractImplementation, AbstractTask, TrainCallback, TrainResult
 from harness.core.ranges import flag, one_of
 from harness.core.registry import register_implementation
@@ -73,7 +73,7 @@ class NumpyAdjoint(AbstractImplementation):
     framework = "numpy"
     requires = ("numpy",)
     install = "pip install -c constraints.txt -e ."
-    builds = (AbstractVectorField,)
+    builds = (AbstractVectorField, Composite)
     devices = ("cpu",)
     solver_options = ("rtol", "atol")
     options = {"carry_step": True, "mode": "interpolate", "seminorm": False}
@@ -93,7 +93,10 @@ class NumpyAdjoint(AbstractImplementation):
         return super().skip(task, device)
 
     def setup(self) -> None:
-        self.model = self.task.model
+        model = self.task.model
+        #: a `Composite` (encoder, ODE block, decoder), or None; `model` is what is integrated
+        self.composite = model if isinstance(model, Composite) else None
+        self.model = model.core if isinstance(model, Composite) else model
         self.rtol = float(self.solver["rtol"])
         self.atol = float(self.solver["atol"])
         self.carry_step = bool(self.config["carry_step"])
@@ -137,11 +140,13 @@ class NumpyAdjoint(AbstractImplementation):
 
     def _backward(
         self, params: Params, u: DenseSolution | None, u_end: np.ndarray, cot: np.ndarray
-    ) -> tuple[np.ndarray, int]:
-        """mu(t_0) of (2.4)-(2.5) from the loss cotangents `cot` (P, B, N) at the observation
-        times; u(t) is the forward interpolant `u` (mode interpolate) or solved backwards
-        from `u_end` = u(t_P) (mode backsolve, `u` None).  Also returns the number of VJPs."""
-        shape, n, rhs = self.y0.shape, self.y0.size, self.model.rhs
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """lambda(t_0) and mu(t_0) of (2.4)-(2.5) from the loss cotangents `cot` (P, B, N) at
+        the observation times; u(t) is the forward interpolant `u` (mode interpolate) or solved
+        backwards from `u_end` = u(t_P) (mode backsolve, `u` None).  Also returns the number
+        of VJPs."""
+        shape, rhs = cot.shape[1:], self.model.rhs
+        n = int(np.prod(shape))
         lam = slice(n, 2 * n) if self.backsolve else slice(0, n)
 
         # (2.4a-b) without the Dirac terms, d(lambda, mu)/dt = -(lambda^T df/du, lambda^T df/dtheta),
@@ -192,28 +197,52 @@ class NumpyAdjoint(AbstractImplementation):
                 )
             z = step.y
             h = step.h_abs if self.carry_step else None
-        return z[lam.stop :], nfe
+        return z[lam] + cot[0].ravel(), z[lam.stop :], nfe
 
     # -- value and gradient (000 §2 steps 1-3) -------------------------------------------
 
     def value_and_grad_native(self, native: Params) -> tuple[float, Params]:
         """Loss (2.2) and its gradient mu(t_0) (2.5) at `native` parameters."""
+        return self._value_and_grad(native, self.y0, self.y_obs)
+
+    def load_batch(self, y0: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(y0, dtype=np.float64), np.asarray(y, dtype=np.float64)
+
+    def value_and_grad_batch(
+        self, native: Params, batch: tuple[np.ndarray, np.ndarray]
+    ) -> tuple[float, Params]:
+        return self._value_and_grad(native, *batch)
+
+    def _value_and_grad(self, native: Params, y0: np.ndarray, obs: np.ndarray) -> tuple[float, Params]:
+        """The loss on observations `obs` of the solve from `y0`, and its gradient.  For a
+        `Composite` the ODE starts from the encoded `y0`, the loss sees the decoded states,
+        the decoder's cotangents (by its hand-written VJP) are the adjoint's jumps, and
+        lambda(t_0) goes back through the encoder's VJP."""
+        comp = self.composite
+        core = native if comp is None else {k: native[k] for k in comp.part_keys[1]}
         with np.errstate(**_QUIET):
-            sol = self._forward(native, self.t_obs, self.y0, dense=not self.backsolve)
+            h0 = y0 if comp is None else comp.encoder.apply(native, y0, np)
+            sol = self._forward(core, self.t_obs, h0, dense=not self.backsolve)
             assert sol.y_eval is not None
-            pred = sol.y_eval.reshape(self.y_obs.shape)
-            loss = float(self.task.loss(pred, self.y_obs))
-            cot = self.task.loss_cotangent(pred, self.y_obs)
-            mu, nfe_backward = self._backward(native, sol.dense, sol.y, cot)
+            states = sol.y_eval.reshape((len(self.t_obs), *h0.shape))
+            pred = states if comp is None else comp.decode(native, states, np)
+            loss = float(self.task.loss(pred, obs))
+            cot = self.task.loss_cotangent(pred, obs)
+            grads: Params = {}
+            if comp is not None:
+                cot, grads = comp.decode_vjp_numpy(native, states, cot)
+            lam0, mu, nfe_backward = self._backward(core, sol.dense, sol.y, cot)
+            if comp is not None:
+                grads.update(comp.encode_vjp_numpy(native, y0, lam0.reshape(h0.shape)))
         if not (np.isfinite(loss) and np.all(np.isfinite(mu))):
             raise RuntimeError(f"{self.name}: non-finite loss or gradient (loss = {loss})")
         self.last_nfe = (sol.nfev + 1, nfe_backward)
         self.n_steps = sol.steps + sol.rejected
-        grad, start = {}, 0
-        for key, value in native.items():
-            grad[key] = mu[start : start + value.size].reshape(value.shape)
+        start = 0
+        for key, value in core.items():
+            grads[key] = mu[start : start + value.size].reshape(value.shape)
             start += value.size
-        return loss, grad
+        return loss, {key: grads[key] for key in native}
 
     def count_nfe(self, params: Params) -> tuple[int, int]:
         self.value_and_grad_native(self.load(params))
@@ -222,12 +251,15 @@ class NumpyAdjoint(AbstractImplementation):
     def predict(self, params: Params, times: np.ndarray, y0: np.ndarray) -> np.ndarray:
         times = np.asarray(times, dtype=np.float64)
         y0 = np.asarray(y0, dtype=np.float64)
-        if times.size < 2 or times[0] == times[-1]:
+        if (times.size < 2 or times[0] == times[-1]) and self.composite is None:
             return np.repeat(y0[None], times.size, axis=0)
+        native, comp = self.load(params), self.composite
         with np.errstate(**_QUIET):
-            sol = self._forward(self.load(params), times, y0, dense=False)
-        assert sol.y_eval is not None
-        return sol.y_eval.reshape((times.size, *y0.shape))
+            h0 = y0 if comp is None else comp.encoder.apply(native, y0, np)
+            sol = self._forward(native, times, h0, dense=False)
+            assert sol.y_eval is not None
+            states = sol.y_eval.reshape((times.size, *h0.shape))
+            return states if comp is None else comp.decode(native, states, np)
 
     # -- training: Adam in NumPy -------------------------------------------------------------
 

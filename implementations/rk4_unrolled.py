@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.core.models import AbstractMap, AbstractVectorField
+from harness.core.models import AbstractMap, AbstractVectorField, Composite
 from harness.core.registry import register_implementation
 from harness.numerics.schedule import step_schedule
 from implementations._torch_base import AbstractTorchImplementation
@@ -32,7 +32,7 @@ class RK4Unrolled(AbstractTorchImplementation):
     name = "rk4-unrolled"
     requires = ("torch",)
     install = 'pip install -c constraints.txt -e ".[torch]"'
-    builds = (AbstractVectorField, AbstractMap)
+    builds = (AbstractVectorField, AbstractMap, Composite)
     solver_options = ("dt",)
     _vjp_hooks = True
 

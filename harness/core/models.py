@@ -27,9 +27,11 @@ if TYPE_CHECKING:  # shape annotations for readers and pyright, no import at run
 
 __all__ = [
     "MLP",
+    "AbstractLayer",
     "AbstractMap",
     "AbstractModel",
     "AbstractVectorField",
+    "Composite",
     "InputTransformed",
     "Parametric",
     "Params",
@@ -349,3 +351,106 @@ class AbstractMap(AbstractModel):
         if n_times != 2:
             raise ValueError(f"a discrete model has states at 2 times only, not {n_times}")
         return xp.stack([y0, self.apply(params, y0, xp)])
+
+
+class AbstractLayer(AbstractModel):
+    """A learnt map between flat batches that is not an ODE: a `Composite`'s encoder
+    (e.g. convolutional down-sampling) or decoder (e.g. a classifier head)."""
+
+    @property
+    @abc.abstractmethod
+    def in_dim(self) -> int:
+        """Features per batch member of the input."""
+
+    @property
+    @abc.abstractmethod
+    def out_dim(self) -> int:
+        """Features per batch member of the output."""
+
+    @abc.abstractmethod
+    def apply(self, params: Params, x: Any, xp: Any) -> Any:
+        """The output (B, out_dim) of an input batch `x` (B, in_dim), in the namespace `xp`."""
+
+    @abc.abstractmethod
+    def vjp_numpy(self, params: Params, x: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, Params]:
+        """Hand-written vector-Jacobian product in NumPy.
+
+        **Returns:** `(a^T dy/dx, a^T dy/dparams)`, the second summed over the batch.
+        """
+
+
+@dataclasses.dataclass(frozen=True)
+class Composite(AbstractModel):
+    """A core model between two learnt layers: x -> h(t_0) = encoder(x) -> core -> the
+    decoder applied to h at every requested time.  Chen et al.'s ODE-Net (003, torchdiffeq's
+    `examples/odenet_mnist.py`) is one: convolutional down-sampling, an ODE block, a pooled
+    linear head; its ResNet has a discrete core.
+
+    A back-end that builds `Composite` solves (or applies) the core as it would alone, from
+    the encoded batch, and returns the decoder's outputs as the states: `predict(times, x)`
+    has shape (len(times), B, decoder.out_dim), and the task's loss sees those.  The three
+    parts' parameter names must be disjoint; all three are trained.
+
+    **Arguments:** `encoder`, `core` (an `AbstractVectorField` or `AbstractMap`), `decoder`.
+    """
+
+    encoder: AbstractLayer
+    core: AbstractModel
+    decoder: AbstractLayer
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.core, AbstractVectorField | AbstractMap):
+            raise TypeError(f"a Composite's core is a vector field or a map, not {type(self.core).__name__}")
+
+    @property
+    def label(self) -> str:
+        return f"Composite({self.encoder.label}, {self.core.label}, {self.decoder.label})"
+
+    @property
+    def parts(self) -> tuple[AbstractModel, AbstractModel, AbstractModel]:
+        return self.encoder, self.core, self.decoder
+
+    def init_params(self, seed: int) -> Params:
+        """The parts' parameters, each from its own seed derived from (`seed`, part index)."""
+        params: Params = {}
+        for i, part in enumerate(self.parts):
+            own = part.init_params(int(np.random.SeedSequence([seed, i]).generate_state(1)[0]))
+            clash = set(own) & set(params)
+            if clash:
+                raise ValueError(f"{self.label}: parameter names {sorted(clash)} are used by two parts")
+            params.update(own)
+        return params
+
+    def split(self, params: Params) -> tuple[Params, Params, Params]:
+        """`params` as (encoder's, core's, decoder's), each in its part's own order."""
+        keys = self.part_keys
+        return tuple({k: params[k] for k in part} for part in keys)  # type: ignore[return-value]
+
+    @functools.cached_property
+    def part_keys(self) -> tuple[tuple[str, ...], ...]:
+        """The parameter names of each part (from `init_params(0)`; shapes do not depend on the seed)."""
+        return tuple(tuple(part.init_params(0)) for part in self.parts)
+
+    def encode_vjp_numpy(self, params: Params, x: np.ndarray, a: np.ndarray) -> Params:
+        """The encoder's parameter cotangents for the cotangent `a` of its output."""
+        return self.encoder.vjp_numpy(self.split(params)[0], x, a)[1]
+
+    def decode(self, params: Params, states: Any, xp: Any) -> Any:
+        """The decoder at every time of `states` (T, B, N): shape (T, B, decoder.out_dim)."""
+        return xp.stack([self.decoder.apply(params, states[i], xp) for i in range(states.shape[0])])
+
+    def decode_vjp_numpy(
+        self, params: Params, states: np.ndarray, cot: np.ndarray
+    ) -> tuple[np.ndarray, Params]:
+        """The cotangents of the core's states (T, B, N) from those of the decoded outputs
+        `cot` (T, B, out_dim), and the decoder's parameter cotangents summed over times."""
+        a_states = np.zeros_like(states)
+        own = self.split(params)[2]
+        grads: Params = {k: np.zeros_like(np.asarray(v, dtype=float)) for k, v in own.items()}
+        for i in range(states.shape[0]):
+            if not np.any(cot[i]):  # no loss at this time (e.g. a classifier's t_0)
+                continue
+            a_states[i], a_p = self.decoder.vjp_numpy(own, states[i], cot[i])
+            for k in grads:
+                grads[k] = grads[k] + a_p[k]
+        return a_states, grads

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from harness.core.devices import parse_device
-from harness.core.models import AbstractModel, Params
+from harness.core.models import AbstractModel, Composite, Params
 from harness.core.ranges import Range
 
 if TYPE_CHECKING:  # shape annotations for readers and pyright, no import at run time
@@ -56,7 +56,8 @@ class Dataset:
     **Arguments:**
 
     - `t`: observation times, shape `(P,)`, increasing, `t[0]` is the time of `y0`.
-    - `y`: observed states, shape `(P, B, N)` (a batch of `B` trajectories of dimension `N`).
+    - `y`: observed states, shape `(P, B, N)` (a batch of `B` trajectories of dimension `N`;
+      for a `Composite` model, N is its decoder's output width, e.g. 10 logits).
     - `y0`: initial conditions, shape `(B, N)`.
     - `y_true`: noise-free states at `t` (equal to `y` for noise-free tasks).
     - `t_forward`, `y_forward`: the forward extrapolation window after `t[-1]` (increasing
@@ -143,6 +144,16 @@ class AbstractTask(abc.ABC):
     #: metrics that `fit` adds through `TrainResult.info` (claims may test them; an
     #: untrained model's `metrics` lacks them)
     fit_metrics: ClassVar[tuple[str, ...]] = ()
+    #: whether the task trains on mini-batches (`AbstractImplementation.value_and_grad_batch`):
+    #: a back-end without them is skipped
+    needs_batches: ClassVar[bool] = False
+    #: solver settings of `harness.testing.check_implementation` where they differ from
+    #: `solver_defaults` (a task whose default tolerance is too loose to test a gradient)
+    check_solver: ClassVar[dict[str, Any]] = {}
+    #: the finite-difference step of `harness.testing.check_task`'s VJP checks (fourth-order
+    #: central differences): 1e-3 for smooth models; a ReLU network with thousands of units
+    #: crosses kinks at that step, so it takes a smaller one
+    check_fd_step: ClassVar[float] = 1e-3
     #: small options for `harness.testing.check_task`, so that it takes seconds
     check_options: ClassVar[dict[str, Any]] = {}
     #: tolerances of `harness.testing.check_task` and `check_implementation` as
@@ -303,6 +314,11 @@ class AbstractImplementation(abc.ABC):
     discrete_twin: ClassVar[str | None] = None
 
     @classmethod
+    def trains_on_batches(cls) -> bool:
+        """Whether this back-end implements `load_batch` and `value_and_grad_batch`."""
+        return cls.value_and_grad_batch is not AbstractImplementation.value_and_grad_batch
+
+    @classmethod
     def missing(cls) -> list[str]:
         """Modules of `requires` that cannot be imported here."""
         return [m for m in cls.requires if importlib.util.find_spec(m) is None]
@@ -315,9 +331,13 @@ class AbstractImplementation(abc.ABC):
     def skip(cls, task: AbstractTask, device: str) -> str | None:
         """A one-line reason why this back-end cannot run `task` on `device`, else None."""
         model = task.model
+        bases = ", ".join(b.__name__ for b in cls.builds)
         if not isinstance(model, cls.builds):
-            bases = ", ".join(b.__name__ for b in cls.builds)
             return f"{cls.name} does not build {model.label} (it builds subclasses of {bases})"
+        if isinstance(model, Composite) and not isinstance(model.core, cls.builds):
+            return f"{cls.name} does not build the core {model.core.label} (it builds subclasses of {bases})"
+        if task.needs_batches and not cls.trains_on_batches():
+            return f"{cls.name} does not train on mini-batches, which {task.name} needs"
         if parse_device(device)[0] not in cls.devices:
             return f"{cls.name} runs on {', '.join(cls.devices)} only, not {device}"
         return None
@@ -374,6 +394,17 @@ class AbstractImplementation(abc.ABC):
     @abc.abstractmethod
     def to_numpy(self, out: Any) -> tuple[float, Params]:
         """The result of `value_and_grad_native` as `(loss, grad)` in NumPy."""
+
+    def load_batch(self, y0: np.ndarray, y: np.ndarray) -> Any:
+        """A mini-batch as native arrays: initial states `y0` (b, ...) and observations `y`
+        (P, b, ...) at the data's times, with the shapes of every other batch of its size
+        (a compiled back-end reuses its compiled gradient; not timed)."""
+        raise NotImplementedError(f"{self.name} does not train on mini-batches")
+
+    def value_and_grad_batch(self, native: Any, batch: Any) -> Any:
+        """`value_and_grad_native` on the mini-batch `batch` (from `load_batch`) instead of
+        the data's `y0` and `y`; `to_numpy` reads its result."""
+        raise NotImplementedError(f"{self.name} does not train on mini-batches")
 
     def value_and_grad(self, params: Params) -> tuple[float, Params]:
         """Loss and gradient at NumPy parameters (convenience: load, compute, fetch)."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from harness.core.models import Params
 
-__all__ = ["Adam"]
+__all__ = ["SGD", "Adam", "StepDecay"]
 
 
 class Adam:
@@ -51,3 +53,48 @@ class Adam:
             denom = np.sqrt(v) / np.sqrt(bias2) + self.eps
             out[key] = p - (self.lr / bias1) * m / denom
         return out
+
+
+class SGD:
+    """Stochastic gradient descent with momentum on dictionaries of NumPy arrays, with
+    PyTorch's `torch.optim.SGD` update (no dampening, no weight decay, not Nesterov):
+    b <- momentum * b + g (b = g at the first step), p <- p - lr * b.
+
+    `step` takes the learning rate of this step (a schedule sets it), returns new arrays and
+    leaves its inputs alone.
+    """
+
+    def __init__(self, momentum: float = 0.9) -> None:
+        self.momentum = float(momentum)
+        self.buffers: Params = {}
+
+    def step(self, params: Params, grads: Params, lr: float) -> Params:
+        out: Params = {}
+        for key, p in params.items():
+            p = np.asarray(p)
+            g = np.asarray(grads[key], dtype=p.dtype)
+            buf = self.buffers.get(key)
+            if buf is None:
+                buf = self.buffers[key] = g.copy()
+            else:
+                buf *= self.momentum
+                buf += g
+            out[key] = p - lr * buf
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class StepDecay:
+    """A piecewise-constant learning rate: `lr` times `rates[k]` from the `boundaries[k-1]`-th
+    fraction of the epochs on (torchdiffeq's `examples/odenet_mnist.py`: 0.1 x batch/128,
+    times 1, 0.1, 0.01, 0.001 from epochs 60, 100, 140 of 160, i.e. fractions 0.375, 0.625,
+    0.875, so that a shorter run decays at the same points of its course)."""
+
+    lr: float
+    boundaries: tuple[float, ...] = (0.375, 0.625, 0.875)
+    rates: tuple[float, ...] = (1.0, 0.1, 0.01, 0.001)
+
+    def __call__(self, epoch: int, n_epochs: int) -> float:
+        """The learning rate of (0-based) `epoch` of `n_epochs`."""
+        passed = sum(epoch >= b * n_epochs for b in self.boundaries)
+        return self.lr * self.rates[min(passed, len(self.rates) - 1)]

@@ -100,7 +100,7 @@ def backend(
         reason = cls.skip(prob.task, device)
         if reason:
             raise unittest.SkipTest(reason)
-        _BACKENDS[key] = cls(prob.task, prob.data, device=device)
+        _BACKENDS[key] = cls(prob.task, prob.data, device=device, solver=prob.task.check_solver)
     return _BACKENDS[key]
 
 

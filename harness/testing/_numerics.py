@@ -13,7 +13,15 @@ from typing import Any
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from harness.core.models import AbstractMap, AbstractModel, AbstractVectorField, Params, flatten, unflatten
+from harness.core.models import (
+    AbstractMap,
+    AbstractModel,
+    AbstractVectorField,
+    Composite,
+    Params,
+    flatten,
+    unflatten,
+)
 
 __all__ = ["central_difference", "directional_difference", "numpy_predictor", "solve"]
 
@@ -41,6 +49,10 @@ def solve(
     model's `states` (a discrete map)."""
     times = np.asarray(times, dtype=float)
     y0 = np.asarray(y0, dtype=float)
+    if isinstance(model, Composite):  # encode, solve the core, decode every state
+        core = {k: params[k] for k in model.part_keys[1]}
+        h0 = np.asarray(model.encoder.apply(params, y0, np), dtype=float)
+        return np.asarray(model.decode(params, solve(model.core, core, h0, times, tol=tol), np), dtype=float)
     if isinstance(model, AbstractMap):
         return np.asarray(model.states(params, y0, len(times), np), dtype=float)
     if not isinstance(model, AbstractVectorField):

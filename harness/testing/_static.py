@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.claims import Claim
-from harness.core.models import Params
+from harness.core.models import Composite, Params
 from harness.core.protocols import TRAIN_BASE, AbstractTask, Dataset
 
 __all__ = [
@@ -199,10 +199,12 @@ def check_data(task: AbstractTask, fail: Fail) -> Dataset:
     fail("data", t.ndim == 1 and t.size >= 1, f"t must have shape (P,), not {t.shape}")
     fail("data", bool(np.all(np.isfinite(t)) and np.all(np.diff(t) > 0)), "t must be finite and increasing")
     fail("data", y0.ndim == 2, f"y0 must have shape (B, N), not {y0.shape}")
+    model = task.model  # a Composite's observations are its decoder's outputs
+    width = model.decoder.out_dim if isinstance(model, Composite) else y0.shape[-1]
     fail(
         "data",
-        y.shape == (t.size, *y0.shape),
-        f"y has shape {y.shape}, expected (P, B, N) = {(t.size, *y0.shape)}",
+        y.shape == (t.size, y0.shape[0], width),
+        f"y has shape {y.shape}, expected (P, B, N) = {(t.size, y0.shape[0], width)}",
     )
     fail(
         "data",

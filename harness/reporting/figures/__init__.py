@@ -10,7 +10,8 @@ what the folder records: no task and no task registry is imported.
 - `records`: selection, grouping and labels; `style`: styling and saving;
   `exponents`: the memory-exponent analysis (`fit_exponent`, `memory_exponents`);
 - per task: `trajectory`, `time_to_target`, `energy` (the Hamiltonian figure);
-- per folder: `loss`, `bars`, `work_precision`, `memory_scaling`, `horizon_error`, `pareto`.
+- per folder: `accuracy` (per-epoch test accuracy of mini-batch classifiers), `loss`, `bars`,
+  `work_precision`, `memory_scaling`, `horizon_error`, `pareto`.
 
 Importing the package registers every figure (`catalog.register`, each with its place).
 """
@@ -18,6 +19,7 @@ Importing the package registers every figure (`catalog.register`, each with its 
 from __future__ import annotations
 
 from harness.reporting.figures import (
+    accuracy,
     bars,
     energy,
     horizon_error,
@@ -28,6 +30,7 @@ from harness.reporting.figures import (
     trajectory,
     work_precision,
 )
+from harness.reporting.figures.accuracy import accuracy_figure
 from harness.reporting.figures.bars import bars_figure
 from harness.reporting.figures.catalog import FIGURES, FigureInput, FigureSpec, figure_plan, register
 from harness.reporting.figures.energy import hamiltonian_figure, has_energy
@@ -46,6 +49,8 @@ __all__ = [
     "FIGURES",
     "FigureInput",
     "FigureSpec",
+    "accuracy",
+    "accuracy_figure",
     "bars",
     "bars_figure",
     "effective_params",
