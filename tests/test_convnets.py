@@ -248,8 +248,11 @@ def test_parameter_names_and_initialisation() -> None:
 
 
 def test_rejects_channels_groupnorm_cannot_split() -> None:
-    with pytest.raises(ValueError, match="multiple of 32"):
-        ConvODEField(channels=48)
+    with pytest.raises(ValueError, match=r"channels \(48\) must be a multiple of GroupNorm's groups \(32\)"):
+        ConvODEField(channels=48)  # the example's min(32, C) groups
+    with pytest.raises(ValueError, match=r"channels \(16\) must be a multiple of GroupNorm's groups \(6\)"):
+        ConvODEField(channels=16, groups=6)
+    assert ConvODEField(channels=48, groups=24).groups == 24  # two channels per group
     with pytest.raises(ValueError, match="too small"):
         ConvDownsampling(channels=4, image=5)
 
