@@ -125,6 +125,16 @@ def full_records(run_dir: Path) -> list[dict[str, Any]]:
             records.append(rec)
     records.append(record("double_pendulum", "torch-adjoint", status="failed", reason="train: boom"))
     records.append(record("lotka_volterra", "numpy-adjoint", status="skipped", reason="unavailable"))
+    # a mini-batch classifier: the accuracy figure's per-epoch test accuracy
+    mnist = record(
+        "odenet_mnist", "torch-adjoint", params={"rtol": 1e-3, "atol": 1e-3, "iters": 3, "lr": 0.1}
+    )
+    mnist["metrics"] = {
+        "test_accuracy": 0.9,
+        "epoch_test_accuracy": [0.5, 0.8, 0.9],
+        "test_accuracy_003": 0.9958,
+    }
+    records.append(mnist)
     return records
 
 
