@@ -1,8 +1,22 @@
-"""Shared fixtures: tasks, data and reference gradients are built once per session."""
+"""Shared fixtures: tasks, data and reference gradients are built once per session; and
+how the suite shares two or more cores (pytest-xdist, `-n auto` in pyproject.toml):
+
+- tests of one task run on one worker, so that the task's reference gradient, data and
+  built back-ends (JAX compilations) are paid once (`TaskScopes`);
+- tests marked `serial` (signals, process deadlines, racing processes) run alone: a
+  readers-writer lock over the workers, held exclusively by a serial test and shared by
+  every other, so no other test runs beside one (`RunAlone`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -11,6 +25,8 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 import importlib.util
 
 import numpy as np
+import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 if importlib.util.find_spec("jax") is not None:
     import jax
@@ -70,3 +86,89 @@ def check_vjp(model: Any, params: Params, y: np.ndarray, a: np.ndarray) -> None:
     # h = 1e-6: truncation O(h^2 f''') ~ 1e-12, rounding O(1e-16 |phi| / h) ~ 1e-10
     np.testing.assert_allclose(a_y, fd_y, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(flatten(a_p), fd_p, rtol=1e-6, atol=1e-8)
+
+
+# --- sharing the cores: pytest-xdist --------------------------------------------------------
+
+#: the lock files' folder, made by the xdist controller; its workers inherit the variable
+LOCKS_VARIABLE = "PYTEST_HARNESS_LOCKS"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "serial: runs alone, with no other test beside it on another xdist worker"
+    )
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        os.environ[LOCKS_VARIABLE] = tempfile.mkdtemp(prefix="harness-pytest-")
+
+
+#: modules whose tests share one xdist worker (a module-scoped local Dask cluster)
+ONE_WORKER_MODULES = ("tests/test_dask_engine.py",)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's scope scheduling with our scopes (`TaskScopes`)."""
+    return TaskScopes(config, log)
+
+
+class TaskScopes(LoadScopeScheduling):
+    """Work units for xdist: every test of one task (a registered task's name among the
+    dash-separated parts of its parameter id, e.g. ``[jax-backsolve-linear-nfe]``) runs on
+    one worker, so that the task's reference gradient, data and built back-ends (JAX
+    compilations) are paid once; so do the tests of `ONE_WORKER_MODULES`; any other test is
+    a unit of its own.  Larger units are sent first.  (xdist's `xdist_group` marks would
+    say the same, but xdist 3.8 cannot rename pytest 9.2's node ids, so they group nothing.)
+    """
+
+    def _split_scope(self, nodeid: str) -> str:
+        path, _, name = nodeid.partition("::")
+        if path in ONE_WORKER_MODULES:
+            return path
+        ident = name.partition("[")[2].rpartition("]")[0]
+        tasks = [part for part in ident.split("-") if part in registry.TASKS]
+        return f"task {tasks[0]}" if tasks else nodeid
+
+
+class RunAlone:
+    """A readers-writer lock over the workers of one xdist run, on two files: `room` is held
+    shared by every running test and exclusively by a serial one; `gate`, taken before
+    `room`, makes a waiting serial test go before the next shared test (no starvation)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.gate = os.open(folder / "gate", os.O_RDWR | os.O_CREAT, 0o600)
+        self.room = os.open(folder / "room", os.O_RDWR | os.O_CREAT, 0o600)
+
+    @contextlib.contextmanager
+    def held(self, exclusive: bool) -> Iterator[None]:
+        fcntl.flock(self.gate, fcntl.LOCK_EX)
+        fcntl.flock(self.room, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        if not exclusive:
+            fcntl.flock(self.gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(self.room, fcntl.LOCK_UN)
+            if exclusive:
+                fcntl.flock(self.gate, fcntl.LOCK_UN)
+
+
+#: the run's lock on this worker, opened by its first test
+_RUN_ALONE: list[RunAlone] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """On an xdist worker: setup, call and teardown under the run's `RunAlone` lock."""
+    folder = os.environ.get(LOCKS_VARIABLE)
+    if folder is None or not hasattr(item.config, "workerinput"):
+        return (yield)
+    if not _RUN_ALONE:
+        _RUN_ALONE.append(RunAlone(Path(folder)))
+    with _RUN_ALONE[0].held(exclusive=item.get_closest_marker("serial") is not None):
+        return (yield)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and (folder := os.environ.pop(LOCKS_VARIABLE, None)):
+        shutil.rmtree(folder, ignore_errors=True)

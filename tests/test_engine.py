@@ -91,6 +91,7 @@ def _descendants_named_worker(pid: int) -> list[psutil.Process]:
     return [c for c in children if "harness.execution.worker" in " ".join(c.cmdline())]
 
 
+@pytest.mark.serial  # signals and a 5 s deadline for process exit
 def test_killing_the_parent_kills_its_worker(tmp_path: Path) -> None:
     """SIGKILL of a running parent: within 5 s no worker is left, nor its temporary folder."""
     scratch = tmp_path / "tmp"
@@ -143,6 +144,7 @@ def test_the_reason_keeps_the_informative_line(message: str, expected: str) -> N
     assert one_line(RuntimeError(message)) == expected
 
 
+@pytest.mark.serial  # signals and a 5 s deadline for process exit
 def test_sigterm_ends_a_run_in_one_line_keeping_finished_cells(tmp_path: Path) -> None:
     """numpy-adjoint finishes, rk4-unrolled hangs; SIGTERM: exit 130, one line, the finished
     record kept, no worker and no temporary folder left."""

@@ -87,6 +87,7 @@ def test_claims_not_measured_are_no_result_and_a_miss_is_fail() -> None:
     assert verdicts["otd-approximate"] == "FAIL" and verdicts["seminorm-fewer-backward-steps"] == "FAIL"
 
 
+@pytest.mark.slow  # one of the longest end-to-end runs: left out by -m 'not slow'
 def test_a_small_sweep_end_to_end(tmp_path: Path, capsys) -> None:
     pytest.importorskip("torchdiffeq")
     out = tmp_path / "gm"

@@ -1,5 +1,8 @@
 """Plugins from outside the tree: `--plugin`, `HARNESS_PLUGINS` and entry points, in the
-parent and in the worker and memory-probe processes (the example `examples/spiral_plugin`)."""
+parent and in the worker and memory-probe processes (the example `examples/spiral_plugin`).
+
+The plugin's run on every back-end with the memory probe is the command line's end-to-end
+test, `tests/test_cli.py::test_a_plugin_task_end_to_end_on_every_backend`."""
 
 from __future__ import annotations
 
@@ -19,9 +22,6 @@ from harness.store.results import load_records
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "spiral_plugin"
 SPIRAL_FILE = EXAMPLE / "spiral_plugin" / "task.py"
-ALL_IMPLS = {
-    "torch-adjoint", "torch-direct", "rk4-unrolled", "jax-checkpoint", "jax-backsolve", "numpy-adjoint"
-}  # fmt: skip
 
 
 def harness(*args: str, pythonpath: tuple[Path, ...] = (), **env: str) -> subprocess.CompletedProcess[str]:
@@ -47,59 +47,6 @@ def ok_records(folder: Path) -> dict[str, dict]:
     bad = [(r["impl"], r["status"], r.get("reason")) for r in records if r["status"] != "ok"]
     assert not bad, bad
     return {r["impl"]: r for r in records}
-
-
-@pytest.mark.slow
-def test_plugin_file_runs_on_every_backend(tmp_path: Path) -> None:
-    """The worker processes load the plugin the parent was given: every back-end is ok."""
-    out = tmp_path / "run"
-    proc = harness(
-        "run",
-        "--plugin",
-        str(SPIRAL_FILE.relative_to(ROOT)),
-        "--task",
-        "spiral",
-        "--impl",
-        "all",
-        "--set",
-        "iters=2",
-        "--no-memory",
-        "--repeats",
-        "1",
-        "--quiet",
-        "--out",
-        str(out),
-    )
-    assert proc.returncode in (0, 1), proc.stderr  # 1: a claim not reached in 2 iterations
-    records = ok_records(out)
-    assert set(records) == ALL_IMPLS
-    assert all(r["task"] == "spiral" for r in records.values())
-
-
-def test_plugin_reaches_worker_and_memory_probe(tmp_path: Path) -> None:
-    """One cell with the isolated memory probe: the worker and the probe both find `spiral`."""
-    out = tmp_path / "run"
-    proc = harness(
-        "run",
-        "--plugin",
-        str(SPIRAL_FILE),
-        "--task",
-        "spiral",
-        "--impl",
-        "numpy-adjoint",
-        "--set",
-        "iters=1",
-        "--repeats",
-        "1",
-        "--quiet",
-        "--out",
-        str(out),
-    )
-    assert proc.returncode in (0, 1), proc.stderr
-    (record,) = ok_records(out).values()
-    # the probe's numbers (a probe that failed to find the task leaves them None)
-    assert record["peak_framework_bytes"] is not None, record
-    assert record["peak_rss_first_call_bytes"] is not None, record
 
 
 def test_entry_point_of_installed_example_is_listed_and_runs(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference"
 SUBSET = [("linear_adjoint", "numpy-adjoint"), ("lotka_volterra", "jax-checkpoint")]
 
 
+@pytest.mark.slow  # one of the longest end-to-end runs: left out by -m 'not slow'
 @pytest.mark.skipif(not (REFERENCE / "records.jsonl").is_file(), reason="no committed reference run")
 def test_fresh_run_reproduces_the_reference(tmp_path: Path) -> None:
     subset = [(t, i) for t, i in SUBSET if registry.IMPLEMENTATIONS[i].available()]

@@ -107,6 +107,7 @@ def test_run_into_a_locked_folder_is_refused_before_any_cell(tmp_path: Path) -> 
     assert not (out / "records.jsonl").exists() and not (out / "env.json").exists()
 
 
+@pytest.mark.serial  # racing processes; the lock within 1 s
 def test_two_runs_started_together_one_runs_one_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "same"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -492,6 +493,7 @@ def test_files_get_the_usual_permissions(tmp_path: Path, mask: int) -> None:
         assert p.stat().st_mode & 0o777 == 0o666 & ~mask, p
 
 
+@pytest.mark.serial  # racing processes; the lock within 1 s
 def test_a_killed_writer_leaves_no_stale_lock_or_torn_file(tmp_path: Path) -> None:
     code = (
         "import sys, os, signal; from pathlib import Path; from harness.store.results import ResultsStore\n"
