@@ -109,7 +109,8 @@ def test_a_plugin_task_end_to_end_on_every_backend(tmp_path: Path) -> None:
             assert rec["reason"].startswith("unavailable") or "does not" in rec["reason"]
             continue
         assert rec["status"] == "ok" and rec["task"] == "spiral", rec["reason"]
-        assert rec["grad_rel_error"] < 1e-4  # rk4-unrolled at dt 0.025 is the least exact
+        # measured 5e-12 (rk4-unrolled) to 6.0e-6 (torch-direct) at the task's rtol = atol = 1e-7
+        assert rec["grad_rel_error"] < 1e-4
         assert rec["time_median_s"] > 0 and rec["time_first_s"] > 0
         assert rec["nfe_forward"] > 0 and rec["nfe_backward"] > 0
         assert rec["peak_rss_bytes"] is not None and rec["peak_framework_bytes"] is not None
