@@ -95,9 +95,7 @@ LOCKS_VARIABLE = "PYTEST_HARNESS_LOCKS"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "serial: runs alone, with no other test beside it on another xdist worker"
-    )
+    """The xdist controller makes the folder of the `RunAlone` lock files."""
     if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
         os.environ[LOCKS_VARIABLE] = tempfile.mkdtemp(prefix="harness-pytest-")
 
