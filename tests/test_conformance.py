@@ -18,7 +18,6 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import backend, problem
 
 from harness import testing
 from harness.core import registry
@@ -28,6 +27,16 @@ TASKS = sorted(registry.TASKS)
 IMPLS = sorted(registry.IMPLEMENTATIONS)
 #: `train` (its early stop) is checked on this task only: one more compilation per back-end
 TRAIN_TASK = "lotka_volterra"
+
+
+def problem(task_name: str):
+    """The task at its `check_options` (the sizes `check_implementation` uses; odenet_mnist's
+    reference gradient takes ~20 s there, ~46 s at the default options), computed once."""
+    return testing.problem(task_name).astuple()
+
+
+def backend(impl_name: str, task_name: str):
+    return testing.backend(registry.IMPLEMENTATIONS[impl_name], task_name)
 
 
 @testing.parametrize_tasks()
