@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from harness.core.models import AbstractMap, Composite, Params
-from harness.core.protocols import AbstractImplementation, TrainCallback, TrainResult
+from harness.core.protocols import AbstractImplementation
 
 if TYPE_CHECKING:
     import torch
@@ -148,23 +148,6 @@ class AbstractTorchImplementation(AbstractImplementation):
         finally:
             field.reset_counts()
         return forward, backward
-
-    def train(
-        self,
-        params: Params,
-        *,
-        iters: int,
-        lr: float,
-        callback: TrainCallback | None = None,
-    ) -> TrainResult:
-        return self._tc.adam_train(
-            self.value_and_grad_native,
-            self.load(params),
-            iters=iters,
-            lr=lr,
-            callback=callback,
-            block=self.block,
-        )
 
     def reset_device_peak(self) -> None:
         if self._cuda:

@@ -6,7 +6,6 @@ This module imports torch at import time; the back-end modules import it lazily 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,11 +15,9 @@ import torch
 
 from harness.core.devices import parse_device, parse_dtype
 from harness.core.models import AbstractModel, Params
-from harness.core.protocols import TrainCallback, TrainResult
 
 __all__ = [
     "VectorField",
-    "adam_train",
     "resolve",
     "rk4_solve",
     "saved_tensor_bytes",
@@ -148,32 +145,3 @@ def saved_tensor_bytes(fn: Callable[[], Any]) -> tuple[int, Any]:
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = fn()
     return sum(seen.values()), out
-
-
-def adam_train(
-    value_and_grad: ValueAndGrad,
-    native: dict[str, torch.Tensor],
-    *,
-    iters: int,
-    lr: float,
-    callback: TrainCallback | None = None,
-    block: Callable[[Any], Any] = lambda x: x,
-) -> TrainResult:
-    """Adam (`torch.optim.Adam`, default betas and eps) on leaf tensors `native`, updated in
-    place; `loss_history[i]` is the loss *before* update i, `callback(i, loss)` runs after it."""
-    leaves = list(native.values())
-    opt = torch.optim.Adam(leaves, lr=lr)
-    history: list[float] = []
-    start = time.perf_counter()
-    for i in range(iters):
-        loss, grads = value_and_grad(native)
-        for p, g in zip(leaves, grads, strict=True):
-            p.grad = g
-        opt.step()
-        history.append(float(loss))
-        if callback is not None and callback(i, history[-1]):
-            break
-    block(leaves[0] if leaves else None)
-    elapsed = time.perf_counter() - start
-    params = to_numpy_params(list(native), leaves)
-    return TrainResult(params={k: v.copy() for k, v in params.items()}, loss_history=history, time_s=elapsed)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from harness.core.devices import parse_device
 from harness.core.models import AbstractMap, AbstractModel, AbstractVectorField, Composite, Params
-from harness.core.protocols import AbstractImplementation, TrainCallback, TrainResult
+from harness.core.protocols import AbstractImplementation
 from harness.core.ranges import integer
 from harness.core.registry import register_implementation
 
@@ -385,44 +384,3 @@ class JaxCheckpoint(AbstractImplementation):
         if temp is None and output is None:
             return None
         return int(temp or 0) + int(output or 0)
-
-    # -- training -----------------------------------------------------------------------------
-
-    def train(
-        self,
-        params: Params,
-        *,
-        iters: int,
-        lr: float,
-        callback: TrainCallback | None = None,
-    ) -> TrainResult:
-        """Adam (optax defaults b1=0.9, b2=0.999, eps=1e-8) with the value-and-grad and the
-        update in one jitted step.  The step is compiled before the clock starts, so
-        `time_s` is the training loop alone (compilation is the `time_first_s` of the
-        gradient); the loss is fetched every step for `loss_history` and `callback`."""
-        import jax
-        import optax
-
-        keys = list(params)
-        optimiser = optax.adam(lr)
-        grad_fn = jax.value_and_grad(self._loss)
-
-        def step(p: Any, state: Any, *args: Any) -> tuple[Any, Any, Any]:
-            loss, grad = grad_fn(p, *args)
-            updates, state = optimiser.update(grad, state, p)
-            return optax.apply_updates(p, updates), state, loss
-
-        native = {k: self._put(v) for k, v in params.items()}
-        state = optimiser.init(native)
-        compiled = jax.jit(step).lower(native, state, *self._args).compile()
-
-        history: list[float] = []
-        start = time.perf_counter()
-        for i in range(iters):
-            native, state, loss = compiled(native, state, *self._args)
-            history.append(float(loss))  # waits for the step
-            if callback is not None and callback(i, history[-1]):
-                break
-        jax.block_until_ready(native)
-        elapsed = time.perf_counter() - start
-        return TrainResult(params=self._numpy(native, keys), loss_history=history, time_s=elapsed)

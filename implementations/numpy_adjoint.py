@@ -35,17 +35,15 @@ cost more than the model (`python -m benchmarks.numpy_adjoint_speed`).
 
 from __future__ import annotations
 
-import time
 import tracemalloc
 
 import numpy as np
 
 from harness.core.models import AbstractVectorField, Composite, Params
-from harness.core.protocols import AbstractImplementation, AbstractTask, TrainCallback, TrainResult
+from harness.core.protocols import AbstractImplementation, AbstractTask
 from harness.core.ranges import flag, one_of
 from harness.core.registry import register_implementation
 from harness.numerics.dopri5 import DenseSolution, Integration, integrate
-from harness.numerics.optim import Adam
 
 __all__ = ["NumpyAdjoint"]
 
@@ -262,25 +260,6 @@ class NumpyAdjoint(AbstractImplementation):
             return states if comp is None else comp.decode(native, states, np)
 
     # -- training: Adam in NumPy -------------------------------------------------------------
-
-    def train(
-        self,
-        params: Params,
-        *,
-        iters: int,
-        lr: float,
-        callback: TrainCallback | None = None,
-    ) -> TrainResult:
-        native, adam, history = self.load(params), Adam(lr), []
-        start = time.perf_counter()
-        for i in range(iters):
-            loss, grad = self.value_and_grad_native(native)
-            history.append(loss)
-            native = adam.step(native, grad)
-            if callback is not None and callback(i, loss):
-                break
-        elapsed = time.perf_counter() - start
-        return TrainResult({k: np.asarray(v) for k, v in native.items()}, history, elapsed)
 
     def framework_peak_bytes(self, params: Params) -> int | None:
         native = self.load(params)

@@ -58,7 +58,7 @@ class DoublePendulum(TrajectoryTask, HasEnergy):
         "l2": positive(),
         "g": non_negative(),
     }
-    train_defaults = {"iters": 500, "lr": 1e-2, "target": 2e-5, "budget": 120.0}
+    train_defaults = {"iters": 500, "lr": 1e-2, "target": 2e-5, "polish": 2000, "budget": 600.0}
     claims = (
         fit_claim(
             "fit",

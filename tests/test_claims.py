@@ -40,7 +40,17 @@ KNOWN = Claim(
 
 
 def _record(metrics: dict, **fields: object) -> dict:
-    return {"task": "t", "impl": "i", "status": "ok", "metrics": metrics, "train_stopped": "target", **fields}
+    """A converged record unless `fields` say otherwise."""
+    return {
+        "task": "t",
+        "impl": "i",
+        "status": "ok",
+        "metrics": metrics,
+        "train_stopped": "converged",
+        "train_converged": True,
+        "train_converged_by": "gradient norm 1e-9 <= 1e-06 x its initial 0.1",
+        **fields,
+    }
 
 
 def test_every_task_declares_claims_with_unique_ids() -> None:
@@ -71,13 +81,36 @@ def test_pass_and_fail() -> None:
     assert "FAIL" in FAILING
 
 
-def test_budget_makes_a_failure_not_reached() -> None:
-    verdict = judge(FIT, _record({"fit_rmse_relative": 0.4}, train_stopped="budget", train_budget_s=120.0))
-    assert verdict.verdict == "NOT REACHED"
-    assert "120" in verdict.note
-    # an under-trained model is no evidence either way: a claim that holds is not reached too
-    assert judge(FIT, _record({"fit_rmse_relative": 0.01}, train_stopped="budget")).verdict == "NOT REACHED"
-    assert judge(KNOWN, _record({"back": 7.9}, train_stopped="budget")).verdict == "NOT REACHED"
+def test_an_unconverged_failure_is_not_converged_and_says_how_far_training_got() -> None:
+    """A model cut to a few evaluations that fails its claim is NOT CONVERGED, never FAIL
+    (nor KNOWN FAIL), whatever stopped it; the note gives evaluations, wall time, the stop
+    and the criterion's figures."""
+    unconverged = {
+        "train_converged": False,
+        "train_converged_by": "gradient norm 0.02 > 1e-06 x its initial 0.1",
+        "train_evals": 3,
+        "train_wall_s": 1.4,
+    }
+    for stopped in ("iters", "budget", "target"):
+        verdict = judge(FIT, _record({"fit_rmse_relative": 0.4}, train_stopped=stopped, **unconverged))
+        assert verdict.verdict == "NOT CONVERGED", stopped
+        assert "3 evaluations" in verdict.note and "1 s" in verdict.note and "0.02 > 1e-06" in verdict.note
+    assert judge(KNOWN, _record({"back": 0.06}, **unconverged)).verdict == "NOT CONVERGED"
+    assert "NOT CONVERGED" not in FAILING
+    # a record from before convergence checks is not evidence against a claim either
+    old = _record({"fit_rmse_relative": 0.4})
+    del old["train_converged"]
+    assert judge(FIT, old).verdict == "NOT CONVERGED" and "predates" in judge(FIT, old).note
+
+
+def test_a_claim_that_holds_passes_whatever_stopped_training() -> None:
+    """A budget-stopped (or otherwise unconverged) model that meets its claim is PASS."""
+    for stopped in ("budget", "iters", "target"):
+        record = _record({"fit_rmse_relative": 0.01}, train_stopped=stopped, train_converged=False)
+        assert judge(FIT, record).verdict == "PASS"
+    assert (
+        judge(KNOWN, _record({"back": 7.9}, train_stopped="budget", train_converged=False)).verdict == "PASS"
+    )
 
 
 def test_ratio_claims() -> None:

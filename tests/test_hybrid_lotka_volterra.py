@@ -11,6 +11,7 @@ from conftest import backend, problem, rel_error
 
 from harness.core import registry
 from harness.core.models import Parametric, Params, flatten, unflatten
+from harness.numerics import driver
 from harness.numerics.training import curriculum_stages
 from tasks._common.hybrid_lv import MECHANISTIC, TRUTH, formula_model, true_field
 from tasks._common.predation import effective_power
@@ -255,7 +256,7 @@ def test_two_phase_fit_reduces_loss_and_freezes() -> None:
     # phase 2 kept the mechanistic parameters: re-running phase 1 alone gives the same ones
     nn = {k: v for k, v in params.items() if k not in MECHANISTIC}
     phase1 = impl.rebuild(_Variant(task, frozen_model(task.model, nn)))
-    mech = phase1.train({k: params[k] for k in MECHANISTIC}, iters=n1, lr=0.05).params
+    mech = driver.adam(phase1, {k: params[k] for k in MECHANISTIC}, iters=n1, lr=0.05).params
     for k in MECHANISTIC:
         assert float(result.params[k]) == pytest.approx(float(mech[k]), rel=1e-12)
     # ... and the NN moved

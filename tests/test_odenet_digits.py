@@ -16,6 +16,7 @@ from test_cli import harness
 from harness.core import registry
 from harness.core.errors import UsageError
 from harness.core.models import AbstractMap, flatten, unflatten
+from harness.numerics import driver
 from harness.numerics.reference import forward_sensitivity_gradient
 from tasks import odenet_digits
 from tasks._common.idx import idx_image_shape
@@ -302,7 +303,7 @@ def test_short_training_decreases_loss_and_metrics(task_cls: type, impl_name: st
     task = task_cls(**SMALL)
     data, params = task.make_data(0), task.init_params(0)
     impl = cls(task, data)
-    result = impl.train(params, iters=5, lr=1e-2)
+    result = driver.adam(impl, params, iters=5, lr=1e-2)
     assert len(result.loss_history) == 5 and result.loss_history[-1] < result.loss_history[0]
     metrics = task.metrics(lambda t, y0: impl.predict(result.params, t, y0), data, result.params)
     keys = {"test_accuracy", "test_error", "train_accuracy", "test_cross_entropy", "n_params", "n_train"}

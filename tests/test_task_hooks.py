@@ -9,6 +9,7 @@ from conftest import backend, problem
 
 from harness.core import registry
 from harness.core.protocols import TrainResult
+from harness.numerics import driver
 from tasks.lotka_volterra import LotkaVolterra
 
 
@@ -26,11 +27,11 @@ def test_rebuild_keeps_class_device_dtype_solver_and_options() -> None:
     assert impl.rebuild(task).data is impl.data
 
 
-def test_default_fit_is_the_backends_training() -> None:
+def test_default_fit_is_the_drivers_adam() -> None:
     task, _, params, *_ = problem("lotka_volterra")
     impl = backend("numpy-adjoint", "lotka_volterra")
     via_task = task.fit(impl, params, iters=2, lr=1e-2)
-    direct = impl.train(params, iters=2, lr=1e-2)
+    direct = driver.adam(impl, params, iters=2, lr=1e-2)
     assert via_task.loss_history == direct.loss_history and via_task.info == {}
 
 

@@ -5,12 +5,14 @@ a `Claim` names the document and section, says the claim in a few words, and tes
 the task's metrics (optionally as a ratio of two) against a threshold whose reason it
 states.  `judge` turns a record into a `Verdict`:
 
-- PASS: the trained model meets the claim;
-- FAIL: it does not, and training ran to its target or its iterations;
-- NOT REACHED: training was stopped by its time budget before its target or iterations,
-  so the trained model is no evidence either way (an untrained model "fails backward");
-- KNOWN FAIL: it does not, and the claim carries a `finding`: the harness measured the
-  opposite of the document (000 §3.2's backward extrapolation), stated rather than tuned away;
+- PASS: the trained model meets the claim, whatever stopped its training;
+- FAIL: it does not, and training converged (`train_converged`: the record says by which
+  criterion, `harness.numerics.driver.convergence`);
+- KNOWN FAIL: it does not, training converged, and the claim carries a `finding`: the
+  harness measured the opposite of the document, stated rather than tuned away;
+- NOT CONVERGED: it does not, but training did not converge, so the model is no evidence
+  against the claim (an untrained model "fails backward"); the note says how far training
+  got (evaluations, wall time, the criterion's figures);
 - NO RESULT: the cell failed before its metrics (its reason is in the record);
 - SKIPPED: the back-end cannot run the task.
 
@@ -34,6 +36,7 @@ __all__ = [
     "format_value",
     "judge",
     "judge_record",
+    "not_converged_note",
     "verdict_rows",
 ]
 
@@ -167,17 +170,30 @@ def judge(claim: Claim, record: Mapping[str, Any]) -> Verdict:
         return Verdict(claim.id, "NO RESULT", None, str(record.get("reason") or ""))
     if measured is None:
         return Verdict(claim.id, "NO RESULT", None, f"metric {claim.metric} not measured")
-    if record.get("train_stopped") == "budget":
-        # an under-trained model is no evidence either way (it "fails backward" trivially)
-        budget = record.get("train_budget_s")
-        return Verdict(
-            claim.id, "NOT REACHED", measured, f"training stopped by its budget of {format_value(budget)} s"
-        )
     if claim.holds(measured):
         return Verdict(claim.id, "PASS", measured)
+    if record.get("train_converged") is not True:
+        return Verdict(claim.id, "NOT CONVERGED", measured, not_converged_note(record))
     if claim.finding:
         return Verdict(claim.id, "KNOWN FAIL", measured, claim.finding)
     return Verdict(claim.id, "FAIL", measured)
+
+
+def not_converged_note(record: Mapping[str, Any]) -> str:
+    """How far an unconverged training got: evaluations, wall time, what stopped it and the
+    convergence criterion's figures."""
+    if "train_converged" not in record:
+        return "the record predates convergence checks (no train_converged)"
+    evals = record.get("train_evals", record.get("train_iters_run"))
+    wall = record.get("train_wall_s")
+    stopped = {
+        "budget": "the wall-clock safety net",
+        "iters": "its evaluation budget",
+        "target": "its target",
+    }.get(str(record.get("train_stopped")), str(record.get("train_stopped")))
+    wall_text = f", {wall:.0f} s" if _finite(wall) else ""
+    criterion = record.get("train_converged_by")
+    return f"not converged after {evals} evaluations{wall_text}, stopped by {stopped}: {criterion}"
 
 
 def judge_record(claims: Iterable[Claim], record: Mapping[str, Any]) -> list[dict[str, Any]]:

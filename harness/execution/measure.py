@@ -22,7 +22,8 @@ import numpy as np
 from harness.core.protocols import AbstractTask, HasEnergy
 from harness.execution.build import build_cell, build_task, build_twin
 from harness.execution.measurement import measure_memory_isolated, relative_error, time_value_and_grad
-from harness.numerics.training import TrainingMonitor
+from harness.numerics.driver import convergence, gradient_norm
+from harness.numerics.training import TrainingMonitor, train_cell
 from harness.planning.cell import Cell
 from harness.planning.config import STOP_KEY
 
@@ -162,28 +163,33 @@ def measure_cell(
 
     stage("train")
     train = cell["train"]
-    iters, lr = int(train["iters"]), float(train["lr"])
+    iters = int(train["iters"])
     record["train_iters"] = iters
     arrays = None
-    if iters > 0:
+    if iters > 0 or int(train.get("polish", 0)) > 0:
         monitor = TrainingMonitor(
             target=float(train.get("target", 0.0)),
             budget_s=float(train.get("budget", 0.0)),
             stop_at_target=bool(train.get(STOP_KEY, True)),
             on_step=on_train_step,
         )
-        result = task.fit(
-            impl, params, iters=iters, lr=lr, callback=monitor, curriculum=int(train.get("curriculum", 0))
-        )
+        result = train_cell(task, impl, params, train, monitor, gradient_norm(grad))
         history = [float(x) for x in result.loss_history]
         record.update(train_loss_history=history, train_time_s=result.time_s, **monitor.summary())
-        bad = next((i for i, x in enumerate(history) if not math.isfinite(x)), None)
+        record.update({f"train_{k}": v for k, v in result.info.items() if k.startswith("polish_")})
+        fitted = len(history) - int(result.info.get("polish_evals", 0))  # the polish rejects bad steps
+        bad = next((i for i, x in enumerate(history[:fitted]) if not math.isfinite(x)), None)
         if bad is not None:
             raise FloatingPointError(f"training diverged: non-finite loss at iteration {bad}")
-        final, _ = impl.value_and_grad(result.params)
+        final, final_grad = impl.value_and_grad(result.params)
         record["train_loss_final"] = final
         if not math.isfinite(final):
             raise FloatingPointError(f"training diverged: non-finite loss after {len(history)} iterations")
+        verdict = convergence(
+            final, gradient_norm(final_grad), gradient_norm(grad), float(train.get("gtol", 1e-6))
+        )
+        record.update(verdict.fields())
+        result.info = {k: v for k, v in result.info.items() if not k.startswith("polish_")}
         stage("metrics")
         trained = result.params
         predict = lambda t, y0: impl.predict(trained, t, y0)

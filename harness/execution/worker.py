@@ -71,11 +71,12 @@ def measure_in_worker(job: Mapping[str, Any]) -> None:
     record: dict[str, Any] = dict(job["record"])
     save = lambda rec: write_json_atomic(record_path, rec)
     cell: Cell = job["cell"]
-    iters = int(cell["train"]["iters"])
+    # at most: Adam's iterations and the polish's evaluations (both end early when done)
+    iters = int(cell["train"]["iters"]) + int(cell["train"].get("polish", 0))
     bar = tqdm(
         total=iters,
         desc=f"train {cell['task']}/{cell['impl']}",
-        unit="it",
+        unit="eval",
         leave=False,
         disable=not job["progress"] or iters == 0,
         position=1,

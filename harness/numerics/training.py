@@ -1,11 +1,13 @@
-"""Training control shared by every back-end: time to target, a time budget, continuum learning.
+"""Training control shared by every back-end: time to target, a wall-clock safety net,
+continuum learning.
 
-A back-end's `train` calls `callback(i, loss)` after every step and stops when it returns
-True.  `TrainingMonitor` is that callback: it records the wall-clock time of every step,
-notes the first iteration whose loss reaches the task's target, and asks to stop there
-(unless told to go on) or when the budget is spent.  Its clock starts when it is built,
-just before `fit` is called, so time to target includes what a user waits for: a JAX
-back-end's compilation of its training step is inside it.
+The driver (`harness.numerics.driver`) calls `callback(i, loss)` after every gradient
+evaluation and stops when it returns True.  `TrainingMonitor` is that callback: it records
+the wall-clock time of every evaluation, notes the first one whose loss reaches the task's
+target, and asks to stop there (unless told to go on: a polish phase follows) or when the
+wall-clock safety net is spent.  Budgets are counts of evaluations (the phases' own); the
+safety net only guards against a run that would never end.  Its clock starts when it is
+built, just before `fit` is called, so time to target includes what a user waits for.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from harness.core.protocols import AbstractImplementation, AbstractTask, Dataset, TrainCallback, TrainResult
+from harness.numerics import driver
 
-__all__ = ["TrainingMonitor", "curriculum_fit", "curriculum_stages", "head", "offset_callback"]
+__all__ = ["TrainingMonitor", "curriculum_fit", "curriculum_stages", "head", "offset_callback", "train_cell"]
 
 
 @dataclasses.dataclass
@@ -29,7 +32,8 @@ class TrainingMonitor:
 
     - `target`: the loss at or below which the task's claims are expected to hold
       (0 or less: no target).
-    - `budget_s`: wall-clock seconds after which training stops (0 or less: no budget).
+    - `budget_s`: wall-clock seconds after which training stops (0 or less: none), a
+      safety net: the phases' budgets count gradient evaluations.
     - `stop_at_target`: stop at the first step that reaches the target.
     - `on_step`: a further callback (progress bars), called with the same arguments.
     """
@@ -68,6 +72,7 @@ class TrainingMonitor:
             "train_budget_s": self.budget_s if self.budget_s > 0 else None,
             "train_stopped": self.stopped,
             "train_iters_run": len(self.times),
+            "train_evals": len(self.times),
             "train_iters_to_target": self.iters_to_target,
             "train_time_to_target_s": self.time_to_target_s,
             "train_wall_s": time.perf_counter() - self.start,
@@ -125,7 +130,7 @@ def curriculum_fit(
         cb = None if callback is None else offset_callback(callback, len(history))
         if isinstance(callback, TrainingMonitor):
             callback.armed = last
-        result = backend.train(params, iters=n, lr=lr, callback=cb)
+        result = driver.adam(backend, params, iters=n, lr=lr, callback=cb)
         history.extend(float(x) for x in result.loss_history)
         time_s += result.time_s
         params = result.params
@@ -134,3 +139,52 @@ def curriculum_fit(
     if isinstance(callback, TrainingMonitor):
         callback.armed = True
     return TrainResult(params=params, loss_history=history, time_s=time_s, info={"curriculum_stages": stages})
+
+
+def train_cell(
+    task: AbstractTask,
+    impl: AbstractImplementation,
+    params: Any,
+    train: Mapping[str, Any],
+    monitor: TrainingMonitor,
+    grad_norm_init: float,
+) -> TrainResult:
+    """A cell's training protocol, the same on every back-end: the task's `fit` (Adam, or the
+    phases its source describes) for `train["iters"]` evaluations, stopping at the target
+    when `monitor` says so; then, when `train["polish"]` > 0, the guarded L-BFGS polish of
+    the back-end's loss (`harness.numerics.driver.lbfgs`) for at most that many evaluations,
+    until the gradient norm is at most `train["gtol"]` x `grad_norm_init` (the convergence
+    criterion).  A target reached by the fit ends the fit only.  `monitor.stopped` ends as
+    "converged" (the polish's stop rule), "target" (no polish), "iters" (evaluations spent)
+    or "budget" (the wall-clock safety net); `info["polish_*"]` say how the polish went."""
+    iters, polish = int(train["iters"]), int(train.get("polish", 0))
+    result = TrainResult(params=params, loss_history=[], time_s=0.0)
+    if iters > 0:
+        result = task.fit(
+            impl,
+            params,
+            iters=iters,
+            lr=float(train["lr"]),
+            callback=monitor,
+            curriculum=int(train.get("curriculum", 0)),
+        )
+    if polish <= 0 or monitor.stopped == "budget":
+        return result
+    monitor.stopped = "iters"  # the target ended the Adam phase, not training
+    polished = driver.lbfgs(
+        impl,
+        result.params,
+        max_evals=polish,
+        gtol=float(train.get("gtol", 0.0)) * grad_norm_init,
+        callback=monitor,
+        offset=len(result.loss_history),
+    )
+    if polished.info["message"].startswith("gradient norm"):
+        monitor.stopped = "converged"
+    info = {**result.info, **{f"polish_{k}": v for k, v in polished.info.items()}}
+    return TrainResult(
+        params=polished.params,
+        loss_history=[*result.loss_history, *polished.loss_history],
+        time_s=result.time_s + polished.time_s,
+        info=info,
+    )

@@ -19,6 +19,7 @@ from harness.core.protocols import (
     TrainCallback,
     TrainResult,
 )
+from harness.numerics import driver
 from harness.numerics.metrics import trajectories
 from harness.numerics.reference import forward_sensitivity_gradient
 from harness.numerics.training import curriculum_fit
@@ -43,7 +44,7 @@ class TrajectoryTask(AbstractTask):
         2 `curriculum`, ... observations when `curriculum` > 0 (`curriculum_fit`)."""
         if curriculum > 0:
             return curriculum_fit(self, impl, params, iters=iters, lr=lr, step=curriculum, callback=callback)
-        return impl.train(params, iters=iters, lr=lr, callback=callback)
+        return driver.adam(impl, params, iters=iters, lr=lr, callback=callback)
 
     def reference_gradient(self, params: Params, data: Dataset) -> tuple[float, Params, str]:
         """Forward sensitivities with DOP853 at rtol = atol = 1e-12."""

@@ -30,7 +30,7 @@ __all__ = [
     "split_options",
 ]
 
-TRAIN_KEYS = ("iters", "lr", "target", "budget", "curriculum")
+TRAIN_KEYS = ("iters", "lr", "target", "polish", "gtol", "budget", "curriculum")
 #: a train key of its own: go on after the target (`--train-past-target`)
 STOP_KEY = "stop_at_target"
 #: `tol=x` sets rtol = atol = x (the work-precision sweeps)
@@ -50,6 +50,8 @@ TRAIN_RANGES: dict[str, Range] = {
     "iters": integer(0),
     "lr": positive(),
     "target": non_negative(),
+    "polish": integer(0),
+    "gtol": positive(),
     "budget": non_negative(),
     "curriculum": integer(0),
     STOP_KEY: flag(),

@@ -30,6 +30,9 @@ _STR_FIELDS = (
     "peak_framework_method",
     "rss_method",
     "train_stopped",
+    "train_converged_by",
+    "train_polish_message",
+    "train_polish_rejected_first",
     "trajectory_file",
     "timing",
     "timing_reason",
@@ -62,6 +65,10 @@ _NUMBER_FIELDS = (
     "train_iters_to_target",
     "train_time_to_target_s",
     "train_wall_s",
+    "train_evals",
+    "train_grad_norm_final",
+    "train_polish_evals",
+    "train_polish_rejected",
     "cell_time_s",
 )
 

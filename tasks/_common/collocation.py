@@ -17,11 +17,13 @@ give far smaller derivative errors, which is why callers may pass their own.
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 
 from harness.core.models import AbstractVectorField, Params
 from harness.core.protocols import TrainCallback
-from harness.numerics.optim import Adam
+from harness.numerics import driver
 
 __all__ = ["KERNELS", "collocate", "default_bandwidth", "fit_collocation"]
 
@@ -103,7 +105,7 @@ def fit_collocation(
     lr: float,
     callback: TrainCallback | None = None,
 ) -> tuple[Params, list[float], float]:
-    """Fit a vector field to estimated derivatives: Adam (`harness.numerics.optim.Adam`) on
+    """Fit a vector field to estimated derivatives: Adam (the training driver's) on
     L = mean_i |f(y_i; theta) - dy_i|^2, no ODE solve (ref. [10] of 000).
 
     **Arguments:**
@@ -115,7 +117,8 @@ def fit_collocation(
       every step.
 
     **Returns:** `(params, losses, final_loss)`: the parameters of the lowest L seen (the
-    best iterate), L before every step, and the L of those parameters.  Adam at a constant
+    best iterate of the training driver, `harness.numerics.driver.adam`), L before every
+    step, and the L of those parameters.  Adam at a constant
     learning rate does not settle here: late in the fit L jumps between ~5e-6 and ~1e-3
     (`hnn_double_pendulum`, lr 1e-2), so the last iterate is a matter of rounding (a final L
     of 1.7e-3 on one CPU, below 6.7e-4 on another); the best one is not.
@@ -127,16 +130,6 @@ def fit_collocation(
         _, grad = model.vjp_numpy(p, states, 2.0 * resid / count)
         return float(np.sum(resid * resid) / count), grad
 
-    adam, history = Adam(lr), []
-    current = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
-    best, best_loss = current, np.inf
-    for i in range(iters):
-        loss, grad = loss_and_grad(current)
-        history.append(loss)
-        if loss < best_loss:
-            best, best_loss = current, loss
-        current = adam.step(current, grad)
-        if callback is not None and callback(i, loss):
-            break
-    final = loss_and_grad(current)[0]
-    return (current, history, final) if final < best_loss else (best, history, best_loss)
+    objective = types.SimpleNamespace(value_and_grad=loss_and_grad)
+    result = driver.adam(objective, params, iters=iters, lr=lr, callback=callback)
+    return result.params, result.loss_history, loss_and_grad(result.params)[0]

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from harness.core.models import Params
 from harness.core.protocols import AbstractImplementation, AbstractTask, TrainCallback
+from harness.numerics import driver
 from harness.numerics.training import head, offset_callback
 
 __all__ = ["PhasedTraining"]
@@ -45,7 +46,7 @@ class PhasedTraining:
         for k, n in zip(stages, share, strict=True):
             data = impl.data if k == impl.data.n_obs else head(impl.data, k)
             cb = None if self.callback is None else offset_callback(self.callback, len(self.history))
-            result = impl.rebuild(task, data).train(params, iters=n, lr=lr, callback=cb)
+            result = driver.adam(impl.rebuild(task, data), params, iters=n, lr=lr, callback=cb)
             self.history.extend(float(x) for x in result.loss_history)
             self.time_s += result.time_s
             params = result.params
