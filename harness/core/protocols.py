@@ -247,19 +247,19 @@ class AbstractTask(abc.ABC):
         callback: TrainCallback | None = None,
         curriculum: int = 0,
     ) -> TrainResult:
-        """Train from `params` on back-end `impl`; the default is the back-end's Adam on `loss`
-        (`TrajectoryTask` adds continuum learning over `curriculum` observations).
+        """Train from `params` on back-end `impl`, for tasks whose source trains otherwise
+        than by Adam on `loss` (several phases, frozen parameters, a growing window, a fit
+        without ODE solves), building further back-ends of the same class with
+        `impl.rebuild(task, data)` and training through the driver
+        (`harness.numerics.driver`).  The returned parameters are those of `self.model`;
+        `TrainResult.info` carries what else the fit found.
 
-        Tasks whose source trains differently (several phases, frozen parameters, a growing
-        window, a fit without ODE solves) override this, building further back-ends of the
-        same class with `impl.rebuild(task, data)`.  The returned parameters are those of
-        `self.model`; `TrainResult.info` carries what else the fit found.
+        A task that does not override it is trained by the driver's Adam on `loss`
+        (`harness.numerics.training.fit`, which calls this method only when overridden).
         """
-        if curriculum > 0:
-            raise ValueError(f"task {self.name} does not train by continuum learning (curriculum=0)")
-        from harness.numerics import driver  # numerics builds on this module
-
-        return driver.adam(impl, params, iters=iters, lr=lr, callback=callback)
+        raise NotImplementedError(
+            f"task {self.name} trains by the driver's Adam: call harness.numerics.training.fit"
+        )
 
     @abc.abstractmethod
     def reference_gradient(self, params: Params, data: Dataset) -> tuple[float, Params, str]:

@@ -186,7 +186,11 @@ def measure_cell(
         if not math.isfinite(final):
             raise FloatingPointError(f"training diverged: non-finite loss after {len(history)} iterations")
         verdict = convergence(
-            final, gradient_norm(final_grad), gradient_norm(grad), float(train.get("gtol", 1e-6))
+            final,
+            gradient_norm(final_grad),
+            gradient_norm(grad),
+            float(train.get("gtol", 1e-6)),
+            result.info.get("polish_message"),
         )
         record.update(verdict.fields())
         result.info = {k: v for k, v in result.info.items() if not k.startswith("polish_")}

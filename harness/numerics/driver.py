@@ -32,7 +32,7 @@ from harness.core.models import Params, flatten, unflatten
 from harness.core.protocols import TrainCallback, TrainResult
 from harness.numerics.optim import Adam
 
-__all__ = ["Convergence", "Objective", "adam", "convergence", "gradient_norm", "lbfgs"]
+__all__ = ["OWN_STOPS", "Convergence", "Objective", "adam", "convergence", "gradient_norm", "lbfgs"]
 
 
 class Objective(Protocol):
@@ -198,12 +198,32 @@ class Convergence:
         }
 
 
-def convergence(loss: float, grad_norm: float, grad_norm_init: float, rtol: float) -> Convergence:
-    """Converged when the gradient's norm at the returned parameters is at most `rtol` times
-    its norm at the initial ones (scale-free: first-order stationarity relative to where
-    training started); the criterion says the figures either way."""
+#: the beginnings of SciPy's L-BFGS-B messages when it stops by itself: the line search
+#: cannot decrease the loss further, or the reduction was exactly 0
+OWN_STOPS = ("ABNORMAL", "CONVERGENCE")
+
+
+def convergence(
+    loss: float, grad_norm: float, grad_norm_init: float, rtol: float, polish_message: str | None = None
+) -> Convergence:
+    """Whether the returned parameters are converged, by one of two criteria:
+
+    - the gradient rule: the gradient's norm is at most `rtol` times its norm at the initial
+      parameters (scale-free first-order stationarity, relative to where training started);
+    - the polish stalled: L-BFGS-B stopped by itself (`polish_message` starts with one of
+      `OWN_STOPS`): no step along its direction decreases the loss, i.e. the gradient is
+      as small as its own error lets it be (a back-end's gradient is accurate to about
+      1e-5 relative; where the residual stays large, e.g. noisy data, the gradient rule's
+      bound can be below that error).
+
+    The criterion says the figures either way."""
+    finite = math.isfinite(loss) and math.isfinite(grad_norm)
     bound = rtol * grad_norm_init
-    ok = math.isfinite(loss) and math.isfinite(grad_norm) and grad_norm <= bound
-    how = "<=" if ok else ">"
-    criterion = f"gradient norm {grad_norm:.3g} {how} {rtol:.3g} x its initial {grad_norm_init:.3g}"
-    return Convergence(ok, criterion, float(loss), float(grad_norm))
+    how = "<=" if grad_norm <= bound else ">"
+    figures = f"gradient norm {grad_norm:.3g} {how} {rtol:.3g} x its initial {grad_norm_init:.3g}"
+    if finite and grad_norm <= bound:
+        return Convergence(True, figures, float(loss), float(grad_norm))
+    if finite and polish_message is not None and polish_message.startswith(OWN_STOPS):
+        stall = f"L-BFGS-B decreases the loss no further ({polish_message.split(':')[0]}); {figures}"
+        return Convergence(True, stall, float(loss), float(grad_norm))
+    return Convergence(False, figures, float(loss), float(grad_norm))

@@ -21,7 +21,15 @@ from typing import Any
 from harness.core.protocols import AbstractImplementation, AbstractTask, Dataset, TrainCallback, TrainResult
 from harness.numerics import driver
 
-__all__ = ["TrainingMonitor", "curriculum_fit", "curriculum_stages", "head", "offset_callback", "train_cell"]
+__all__ = [
+    "TrainingMonitor",
+    "curriculum_fit",
+    "curriculum_stages",
+    "fit",
+    "head",
+    "offset_callback",
+    "train_cell",
+]
 
 
 @dataclasses.dataclass
@@ -141,6 +149,25 @@ def curriculum_fit(
     return TrainResult(params=params, loss_history=history, time_s=time_s, info={"curriculum_stages": stages})
 
 
+def fit(
+    task: AbstractTask,
+    impl: AbstractImplementation,
+    params: Any,
+    *,
+    iters: int,
+    lr: float,
+    callback: TrainCallback | None = None,
+    curriculum: int = 0,
+) -> TrainResult:
+    """The task's own `fit` where it has one, else the driver's Adam on the back-end's loss
+    (`curriculum` > 0 needs a task that trains by continuum learning)."""
+    if type(task).fit is not AbstractTask.fit:
+        return task.fit(impl, params, iters=iters, lr=lr, callback=callback, curriculum=curriculum)
+    if curriculum > 0:
+        raise ValueError(f"task {task.name} does not train by continuum learning (curriculum=0)")
+    return driver.adam(impl, params, iters=iters, lr=lr, callback=callback)
+
+
 def train_cell(
     task: AbstractTask,
     impl: AbstractImplementation,
@@ -154,13 +181,15 @@ def train_cell(
     when `monitor` says so; then, when `train["polish"]` > 0, the guarded L-BFGS polish of
     the back-end's loss (`harness.numerics.driver.lbfgs`) for at most that many evaluations,
     until the gradient norm is at most `train["gtol"]` x `grad_norm_init` (the convergence
-    criterion).  A target reached by the fit ends the fit only.  `monitor.stopped` ends as
-    "converged" (the polish's stop rule), "target" (no polish), "iters" (evaluations spent)
-    or "budget" (the wall-clock safety net); `info["polish_*"]` say how the polish went."""
+    criterion) or L-BFGS-B stops by itself.  A target reached by the fit ends the fit only.
+    `monitor.stopped` ends as "converged" (the polish's stop), "target" (no polish), "iters"
+    (evaluations spent) or "budget" (the wall-clock safety net); `info["polish_*"]` say how
+    the polish went."""
     iters, polish = int(train["iters"]), int(train.get("polish", 0))
     result = TrainResult(params=params, loss_history=[], time_s=0.0)
     if iters > 0:
-        result = task.fit(
+        result = fit(
+            task,
             impl,
             params,
             iters=iters,
@@ -179,7 +208,7 @@ def train_cell(
         callback=monitor,
         offset=len(result.loss_history),
     )
-    if polished.info["message"].startswith("gradient norm"):
+    if polished.info["message"].startswith(("gradient norm", *driver.OWN_STOPS)):
         monitor.stopped = "converged"
     info = {**result.info, **{f"polish_{k}": v for k, v in polished.info.items()}}
     return TrainResult(
