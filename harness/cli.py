@@ -39,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
         help="run the cells the documents' claims need and judge them (exit 1 if a claim fails)",
     )
     reproduce.add_argument("--task", default="all", help="NAME[,NAME...] or all (default)")
+    reproduce.add_argument(
+        "--confirm",
+        action="store_true",
+        help="train every FAIL and KNOWN FAIL cell again with 10x the budgets (into OUT/confirm) "
+        "and say whether each verdict held or flipped",
+    )
     _matrix_options(reproduce)
 
     report = sub.add_parser("report", help="print the table of a results folder")
@@ -180,9 +186,17 @@ def cmd_run(args: argparse.Namespace, *, judge: bool = False) -> int:
         budget=args.train_budget,
         stop_at_target=not args.train_past_target,
     )
-    return execute(
+    out = args.resume or args.out
+    confirm = judge and getattr(args, "confirm", False)
+    if confirm and out is None:  # the confirmation goes into <out>/confirm
+        from harness.store.results import new_run_id
+
+        out = Path("results") / new_run_id(
+            cells[0]["task"] if len({c["task"] for c in cells}) == 1 else "matrix"
+        )
+    status = execute(
         cells,
-        out=args.resume or args.out,
+        out=out,
         resume=args.resume is not None,
         force=args.force,
         retry_failed=args.retry_failed,
@@ -194,6 +208,49 @@ def cmd_run(args: argparse.Namespace, *, judge: bool = False) -> int:
         timing=args.timing,
         judge=judge,
     )
+    if not confirm or out is None or status == 130:
+        return status
+    return _confirm(args, cells, out)
+
+
+def _confirm(args: argparse.Namespace, cells: list, out: Path) -> int:
+    """`reproduce --confirm`: the FAIL and KNOWN FAIL cells of `out` trained again with 10x
+    the budgets into `out/confirm`, and whether each verdict held (`harness.studies.confirm`);
+    exit status 1 when a cell failed or a FAIL held."""
+    from tabulate import tabulate
+
+    from harness.store.results import load_records
+    from harness.studies.confirm import FACTOR, confirm_cells, confirm_folder, confirmation_rows
+
+    claims_of = lambda task: registry.get_task(task).claims
+    first = load_records(out)
+    failed_cells = any(r.get("status") == "failed" for r in first)
+    pairs = confirm_cells(cells, first, claims_of)
+    if not pairs:
+        print("\n--confirm: no FAIL or KNOWN FAIL to confirm")
+        return 1 if failed_cells else 0
+    print(
+        f"\n--confirm: {len(pairs)} cell(s) with a FAIL or KNOWN FAIL, trained again"
+        f" with {FACTOR}x the budgets"
+    )
+    folder = confirm_folder(out)
+    status = execute(
+        list(pairs.values()),
+        out=folder,
+        resume=args.resume is not None and (folder / "records.jsonl").exists(),
+        force=args.force,
+        label="confirm",
+        repeats=args.repeats,
+        memory=not args.no_memory,
+        engine=build_engine(args),
+        progress=not args.quiet,
+        timing=args.timing,
+        judge=True,
+    )
+    rows = confirmation_rows(first, load_records(folder), pairs, claims_of)
+    print(f"\nDo the failures hold with {FACTOR}x the training?\n")
+    print(tabulate(rows, headers="keys", tablefmt="github"))
+    return 1 if failed_cells or status == 1 else status
 
 
 def cmd_report(args: argparse.Namespace) -> int:

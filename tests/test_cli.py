@@ -167,7 +167,11 @@ def test_missing_library_is_skipped_and_others_still_run(tmp_path: Path, monkeyp
 
 
 def test_reproduce_judges_the_claims_and_sets_the_exit_status(tmp_path: Path) -> None:
-    """`reproduce` prints the verdicts first; exit 0 when every claim holds, 1 when one fails."""
+    """`reproduce` prints the verdicts first; exit 0 when every claim holds, 1 when one
+    FAILs.  A cell cut to two evaluations whose claims fail is NOT CONVERGED, never FAIL
+    (exit 0); with a convergence criterion that two evaluations meet (`gtol=10`) the same
+    model FAILs (exit 1), and `--confirm` trains it again with 10x the budgets and says
+    that the FAIL held."""
     common = ["--task", "linear_adjoint", "--impl", "numpy-adjoint", "--repeats", "1", "--no-memory"]
     good = harness("reproduce", *common, "--out", str(tmp_path / "good"), "--quiet")
     assert good.returncode == 0, good.stdout + good.stderr
@@ -177,8 +181,17 @@ def test_reproduce_judges_the_claims_and_sets_the_exit_status(tmp_path: Path) ->
     assert record["train_stopped"] == "target" and record["train_iters_to_target"] < 200
     assert [v["verdict"] for v in record["claims"]] == ["PASS", "PASS"]
     short = harness("reproduce", *common, "--iters", "2", "--out", str(tmp_path / "short"), "--quiet")
-    assert short.returncode == 1, short.stdout + short.stderr
-    assert "verdicts: 2 FAIL" in short.stdout
+    assert short.returncode == 0, short.stdout + short.stderr
+    assert "verdicts: 2 NOT CONVERGED" in short.stdout and "not converged after 2 evaluations" in short.stdout
+    loose = ["--iters", "2", "--set", "gtol=10", "--confirm", "--out", str(tmp_path / "loose"), "--quiet"]
+    failed = harness("reproduce", *common, *loose)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "verdicts: 2 FAIL" in failed.stdout
+    confirmed = failed.stdout.split("Do the failures hold with 10x the training?")[1]
+    assert confirmed.count("| held ") == 2 and "| 2 / " in confirmed and "| 20 / " in confirmed
+    assert load_records(tmp_path / "loose" / "confirm")[0]["train_evals"] == 20
     # `run` judges the same claims, but its exit status stays that of the run
-    ran = harness("run", *common, "--iters", "2", "--out", str(tmp_path / "run"), "--quiet")
+    ran = harness(
+        "run", *common, "--iters", "2", "--set", "gtol=10", "--out", str(tmp_path / "run"), "--quiet"
+    )
     assert ran.returncode == 0 and "FAIL" in ran.stdout

@@ -65,6 +65,8 @@ def record(task: str, impl: str, **fields: Any) -> dict[str, Any]:
         "train_iters": 5,
         "train_loss_final": 0.1,
         "train_time_s": 0.2,
+        "train_converged": True,
+        "train_converged_by": "gradient norm 1e-08 <= 1e-06 x its initial 0.1",
         "metrics": {"fit_rmse": 0.1},
         "env": ENV,
     }
@@ -348,6 +350,7 @@ def test_reports_open_with_the_claims_verdicts_and_draw_time_to_target(tmp_path:
                 train_target_loss=1e-3,
                 train_budget_s=2.0,
                 train_stopped=stopped,
+                train_converged=stopped != "budget",
                 train_iters_to_target=None if stopped == "budget" else 15,
                 train_time_to_target_s=None if stopped == "budget" else times[14],
             )
@@ -359,7 +362,7 @@ def test_reports_open_with_the_claims_verdicts_and_draw_time_to_target(tmp_path:
     markdown = (tmp_path / "report.md").read_text()
     assert markdown.index("## Does it reproduce the source?") < markdown.index("## Results")
     fit_row = next(line for line in markdown.splitlines() if line.startswith("| lotka_volterra | fit "))
-    assert "PASS 0.02" in fit_row and "NOT REACHED 0.4" in fit_row
+    assert "PASS 0.02" in fit_row and "NOT CONVERGED 0.4" in fit_row
     assert "KNOWN FAIL" in markdown and "the report's failure is not reproduced" in markdown
     page = (tmp_path / "report.html").read_text()
     assert page.index("Does it reproduce the source?") < page.index("<h2>Results</h2>")

@@ -6,7 +6,18 @@ import numpy as np
 
 from harness.core.protocols import Dataset, Predictor
 
-__all__ = ["extrapolate", "rmse", "trajectories", "trajectory_metrics"]
+__all__ = [
+    "FOLLOW_TOLERANCE",
+    "extrapolate",
+    "followed_windows",
+    "rmse",
+    "trajectories",
+    "trajectory_metrics",
+]
+
+#: `followed_windows`: a prediction follows the truth while its error is at most this
+#: fraction of the truth's RMS over the training window
+FOLLOW_TOLERANCE = 0.1
 
 
 def rmse(pred: np.ndarray, true: np.ndarray) -> float:
@@ -36,10 +47,26 @@ def extrapolate(predict: Predictor, data: Dataset) -> dict[str, np.ndarray]:
     return out
 
 
+def followed_windows(
+    pred: np.ndarray, true: np.ndarray, times: np.ndarray, start: float, window: float, scale: float
+) -> float:
+    """How many training-window lengths past `start` the prediction stays within
+    `FOLLOW_TOLERANCE` x `scale` of the truth (the error at each time: the RMS over the batch
+    of the state error): the distance to the last time before the first larger error, in
+    units of `window`; the whole extrapolation window when it never errs more.  Says how
+    far a Fig. 9-style "extrapolates" claim holds (000 §3.4)."""
+    err = np.sqrt(np.mean(np.sum((np.asarray(pred) - np.asarray(true)) ** 2, axis=-1), axis=-1)) / scale
+    bad = np.flatnonzero(~(err <= FOLLOW_TOLERANCE))  # NaN (a blown-up solve) is an error too
+    last = len(times) if bad.size == 0 else int(bad[0])
+    reach = abs(float(times[last - 1]) - start) if last > 0 else 0.0
+    return reach / window
+
+
 def trajectory_metrics(predict: Predictor, data: Dataset) -> dict[str, float]:
     """`fit_rmse` against the noise-free truth in the training window (and relative to the
     truth's RMS), `extrap_forward_rmse` / `extrap_backward_rmse` in the extrapolation windows
-    (and relative to the truth's RMS in that window: `..._relative`)."""
+    (and relative to the truth's RMS in that window: `..._relative`), and how many window
+    lengths each extrapolation follows the truth (`followed_windows`)."""
     pred = extrapolate(predict, data)
     scale = rmse(data.y_true, 0.0 * data.y_true)
     metrics = {"fit_rmse": rmse(pred["fit"], data.y_true)}
@@ -49,6 +76,12 @@ def trajectory_metrics(predict: Predictor, data: Dataset) -> dict[str, float]:
         if side in pred:
             metrics[f"extrap_{side}_rmse"] = rmse(pred[side], true)
             metrics[f"extrap_{side}_rmse_relative"] = metrics[f"extrap_{side}_rmse"] / rmse(true, 0.0 * true)
+            times = data.t_forward if side == "forward" else data.t_backward
+            start = float(data.t[-1] if side == "forward" else data.t[0])
+            window = float(data.t[-1] - data.t[0])
+            metrics[f"extrap_{side}_windows_followed"] = followed_windows(
+                pred[side], true, times, start, window, scale
+            )
     return metrics
 
 

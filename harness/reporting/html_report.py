@@ -333,9 +333,11 @@ def render_html(
 REPRODUCTION_NOTE = (
     "Each row is one claim of a source document (section and figure), the document's figure, "
     "the test the harness applies, and per back-end the verdict with the measured value: PASS, "
-    "FAIL, NOT REACHED (training stopped by its time budget first), KNOWN FAIL (the harness "
-    "measures the opposite of the document: a finding, stated below), NO RESULT (the cell "
-    "failed), SKIPPED."
+    "FAIL (on a converged model), KNOWN FAIL (the harness measures the opposite of the "
+    "document on a converged model: a finding, stated below), NOT CONVERGED (the claim fails "
+    "but training did not converge, so the model is no evidence: how far it got is stated "
+    "below), NO RESULT (the cell failed), SKIPPED. Over several seeds a cell shows the shared "
+    "verdict or MIXED, how many seeds passed, and the measured median [min, max]."
 )
 
 

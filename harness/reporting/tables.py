@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from harness.reporting.params import effective_params, varying_params
 __all__ = [
     "ClaimsByTask",
     "Verdicts",
+    "aggregate_verdict",
     "format_records",
     "reproduction_table",
     "reproduction_wide",
@@ -155,16 +157,22 @@ class Verdicts:
 
     def wide(self) -> list[dict[str, str]]:
         """One row per (task, claim): its section, the document's figure, the test, then
-        per back-end the verdict and the measured figure."""
-        table: dict[tuple[str, str], dict[str, str]] = {}
+        per back-end the verdict and the measured figure; over several records of one
+        back-end (seeds), the aggregate (`aggregate_verdict`)."""
+        table: dict[tuple[str, str], dict[str, Any]] = {}
         for row in self.rows:
             out = table.setdefault(
                 (row["task"], row["claim"]),
                 {k: row[k] for k in ("task", "claim", "source", "document", "test")},
             )
-            measured = f" {row['measured']}" if row["measured"] else ""
-            out[row["impl"]] = f"{row['verdict']}{measured}"
-        return [{**r, **{i: r.get(i, "") for i in self.impls}} for r in table.values()]
+            out.setdefault(row["impl"], []).append(row)
+        return [
+            {
+                **{k: r[k] for k in ("task", "claim", "source", "document", "test")},
+                **{i: aggregate_verdict(r[i]) if i in r else "" for i in self.impls},
+            }
+            for r in table.values()
+        ]
 
     def table(self, tablefmt: str = "github") -> str:
         """ "Does it reproduce the source?": task x claim x back-end ("" without claims)."""
@@ -186,6 +194,29 @@ class Verdicts:
                 key = (row["task"], row["claim"], row["verdict"], row["note"])
                 notes.setdefault(key, []).append(row["impl"])
         return [f"- {t} / {c}: {v} on {', '.join(i)}: {n}" for (t, c, v, n), i in notes.items()]
+
+
+def aggregate_verdict(rows: Sequence[Mapping[str, str]]) -> str:
+    """One cell of the wide table: "PASS 0.0156" for one record; over several (seeds) the
+    verdict they share, or MIXED, with how many passed and the measured median [min, max]:
+    "PASS 3/3 0.0156 [0.015, 0.017]", "MIXED 2/3 ...", "FAIL 0/3 ..."."""
+    if len(rows) == 1:
+        measured = f" {rows[0]['measured']}" if rows[0]["measured"] else ""
+        return f"{rows[0]['verdict']}{measured}"
+    kinds = {r["verdict"] for r in rows}
+    word = kinds.pop() if len(kinds) == 1 else "MIXED"
+    passes = sum(r["verdict"] == "PASS" for r in rows)
+    values = []
+    for r in rows:
+        try:
+            values.append(float(r["measured"]))
+        except ValueError:
+            pass
+    spread = ""
+    if values:
+        lo, mid, hi = min(values), float(statistics.median(values)), max(values)
+        spread = f" {format_measured(mid)} [{format_measured(lo)}, {format_measured(hi)}]"
+    return f"{word} {passes}/{len(rows)}{spread}"
 
 
 def reproduction_wide(

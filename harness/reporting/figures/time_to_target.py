@@ -24,8 +24,9 @@ __all__ = ["CAPTION", "time_to_target_figure"]
 CAPTION = (
     "Training loss against wall-clock time (log-log), one line per back-end, from the start "
     "of training (a JAX back-end's compilation of its step included). The dashed line is the "
-    "task's target loss, where training stops; a dot marks when a back-end reached it; the "
-    "dotted line is the time budget, after which a back-end's claims are NOT REACHED."
+    "task's target loss, where the Adam phase stops (a polish may follow); a dot marks when a "
+    "back-end reached it; the dotted line is the wall-clock safety net (budgets count "
+    "gradient evaluations). Over several seeds, each seed is a line of the back-end's colour."
 )
 
 
@@ -39,6 +40,25 @@ def _curve(record: Record) -> tuple[np.ndarray, np.ndarray] | None:
     return times[:n][keep], losses[:n][keep]
 
 
+def _spread(values: Sequence[float], fmt: str) -> str:
+    """ "x" for one value, "median x [min, max]" for several."""
+    if len(values) == 1:
+        return format(values[0], fmt)
+    mid, lo, hi = (format(v, fmt) for v in (float(np.median(values)), min(values), max(values)))
+    return f"median {mid} [{lo}, {hi}]"
+
+
+def _to_target(runs: Sequence[Record]) -> str:
+    """The legend's time and evaluations to target of one back-end, over its seeds."""
+    hit = [r for r in runs if r.get("train_time_to_target_s") is not None]
+    if not hit:
+        return f"not reached ({', '.join(sorted({str(r.get('train_stopped', 'iters')) for r in runs}))})"
+    times = [float(r["train_time_to_target_s"]) for r in hit]
+    evals = [float(r.get("train_iters_to_target") or 0) for r in hit]
+    seeds = f" ({len(hit)} of {len(runs)} seeds)" if len(runs) > 1 else ""
+    return f"target at {_spread(times, '.3g')} s, {_spread(evals, '.0f')} evals{seeds}"
+
+
 def time_to_target_figure(records: Sequence[Record], out_dir: Path, task: str) -> Path | None:
     """`time-to-target-<task>.png`, or None when no record of `task` has a timed history."""
     rows = [r for r in ok_records(records) if r["task"] == task and _curve(r) is not None]
@@ -48,21 +68,21 @@ def time_to_target_figure(records: Sequence[Record], out_dir: Path, task: str) -
     with style():
         fig, (ax,) = new_figure(1, 1, 7.5, 4.4)
         handles, labels = [], []
-        for rec in sorted(rows, key=lambda r: str(r["impl"])):
-            curve = _curve(rec)
-            assert curve is not None
-            colour = colours[rec["impl"]]
-            (line,) = ax.plot(*curve, color=colour, lw=1.8)
-            reached = rec.get("train_time_to_target_s")
-            label = f"{rec['impl']}: " + (
-                f"target at {reached:.3g} s, {rec.get('train_iters_to_target')} it"
-                if reached is not None
-                else f"not reached ({rec.get('train_stopped', 'iters')})"
-            )
-            if reached is not None:
-                ax.plot([reached], [rec.get("train_target_loss")], marker="o", color=colour, ms=7)
+        by_impl: dict[str, list[Record]] = {}
+        for rec in sorted(rows, key=lambda r: (str(r["impl"]), int(r.get("seed") or 0))):
+            by_impl.setdefault(str(rec["impl"]), []).append(rec)
+        for impl, runs in by_impl.items():
+            colour = colours[impl]
+            line = None
+            for rec in runs:
+                curve = _curve(rec)
+                assert curve is not None
+                (line,) = ax.plot(*curve, color=colour, lw=1.8 if len(runs) == 1 else 1.0)
+                reached = rec.get("train_time_to_target_s")
+                if reached is not None:
+                    ax.plot([reached], [rec.get("train_target_loss")], marker="o", color=colour, ms=7)
             handles.append(line)
-            labels.append(label)
+            labels.append(f"{impl}: {_to_target(runs)}")
         target = next((r.get("train_target_loss") for r in rows if r.get("train_target_loss")), None)
         budget = next((r.get("train_budget_s") for r in rows if r.get("train_budget_s")), None)
         if target:
