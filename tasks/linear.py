@@ -26,7 +26,10 @@ class Linear(TrajectoryTask):
     extrapolation follows the decaying truth; backward, the amplitude grows, the tanh
     units saturate and the neural ODE cannot follow (Fig. 2): `extrap_backward_rmse` shows
     it.  Adam with lr 1e-2 (the report names no optimiser), to the target loss 0.02
-    (fit error about 3%) or 500 iterations.  The extrapolation window is not sized in the
+    (fit error about 3%) or 500 iterations, then the L-BFGS polish (at most 3000
+    evaluations) to convergence.  Converged, the model follows backward too (a finding):
+    at the target alone (2.7% fit) the backward error was 24%, on converged models of seeds
+    0 and 1 (jax-checkpoint, fit 0.01%) 1.2% and 4.3%.  The extrapolation window is not sized in the
     report: `extrap` = 3 (at 1 time unit the backward error is only 1.3x the forward one,
     at 3 it is 5x, as Fig. 2 shows).
     """
@@ -44,7 +47,7 @@ class Linear(TrajectoryTask):
         "extrap": non_negative(),
         "hidden": integer(1),
     }
-    train_defaults = {"iters": 500, "lr": 1e-2, "target": 0.02, "budget": 120.0}
+    train_defaults = {"iters": 500, "lr": 1e-2, "target": 0.02, "polish": 3000, "budget": 600.0}
     claims = (
         fit_claim(
             "fit",
@@ -69,6 +72,11 @@ class Linear(TrajectoryTask):
             "Fig. 2: backward branch departs",
             0.2,
             "a fifth of the signal is visibly off, against under a tenth forward",
+            finding=(
+                "a converged model follows the truth backward too (1.2% and 4.3% of the "
+                "signal over [-3, 0], jax-checkpoint, seeds 0 and 1): the departing branch of "
+                "Fig. 2 is that of a loosely trained model (24% at a 2.7% fit)"
+            ),
         ),
     )
 

@@ -21,13 +21,19 @@ class LotkaVolterraNoisy(LotkaVolterra):
     (`fit_rmse`), which is how the report judges robustness to noise (Figs. 5-6).
     The noise is drawn from the seed.  Training as §3.2, to the target loss 0.022 (the
     noise floor 2 sigma^2 = 0.02 plus 10%) or 5000 iterations: the plateau lasts longer
-    with the noisy, sparser observations (about 2500 iterations on jax-checkpoint)."""
+    with the noisy, sparser observations (about 2500 iterations on jax-checkpoint).
+
+    Reaching the target is convergence here (`converged_at_target`, the discrepancy
+    principle): below the noise floor the model fits the noise.  Polished to its optimum
+    (L-BFGS, 2000 evaluations, seed 0) jax-checkpoint's loss fell to 0.013, its fit error
+    to 6.2% and its forward extrapolation error rose to 29% (15% at the target)."""
 
     name = "lotka_volterra_noisy"
     source = "000 §3.3"
     options = {**LotkaVolterra.options, "n_obs": 41, "noise": 0.1}
     option_ranges = {**LotkaVolterra.option_ranges, "noise": non_negative()}
     train_defaults = {"iters": 5000, "lr": 1e-2, "target": 0.022, "budget": 300.0}
+    converged_at_target = "the noise floor 2 sigma^2 = 0.02 + 10% (discrepancy principle)"
     claims = (
         fit_claim(
             "fit",

@@ -126,7 +126,7 @@ class LotkaVolterraParams(PairsTask):
 
     name = "lotka_volterra_params"
     source = "002 §3"
-    train_defaults = {"iters": 400, "lr": 0.05, "target": 1e-10, "budget": 120.0}
+    train_defaults = {"iters": 400, "lr": 0.05, "target": 1e-10, "polish": 200, "budget": 120.0}
     claims = (
         Claim(
             "recovers-parameters",

@@ -150,6 +150,10 @@ class AbstractTask(abc.ABC):
     #: training defaults (keys of `TRAIN_BASE`, the rest taken from there): optimiser is
     #: Adam everywhere unless a task says otherwise
     train_defaults: ClassVar[dict[str, Any]] = {"iters": 100, "lr": 1e-2}
+    #: why a model whose loss reached the training target counts as converged (e.g. the
+    #: noise floor: the discrepancy principle), or "" (the target is a milestone only);
+    #: see `harness.numerics.driver.convergence`
+    converged_at_target: ClassVar[str] = ""
     #: the source's results this task reproduces, judged after every training run
     claims: ClassVar[tuple[Claim, ...]] = ()
     #: metrics that `fit` adds through `TrainResult.info` (claims may test them; an

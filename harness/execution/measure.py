@@ -14,7 +14,7 @@ import math
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -99,6 +99,12 @@ def measure_timing(cell: Cell, record: dict[str, Any], *, repeats: int) -> None:
     record.update(time_first_s=timing.first_s, time_median_s=timing.median_s)
     record.update(time_iqr_s=timing.iqr_s, repeats=timing.repeats)
     del record["stage"]
+
+
+def _target_floor(task: AbstractTask, train: Mapping[str, Any]) -> tuple[float, str] | None:
+    """The task's target as a convergence floor (`AbstractTask.converged_at_target`)."""
+    target = float(train.get("target", 0.0))
+    return (target, task.converged_at_target) if task.converged_at_target and target > 0 else None
 
 
 def measure_cell(
@@ -191,6 +197,7 @@ def measure_cell(
             gradient_norm(grad),
             float(train.get("gtol", 1e-6)),
             result.info.get("polish_message"),
+            floor=_target_floor(task, train),
         )
         record.update(verdict.fields())
         result.info = {k: v for k, v in result.info.items() if not k.startswith("polish_")}

@@ -204,7 +204,12 @@ OWN_STOPS = ("ABNORMAL", "CONVERGENCE")
 
 
 def convergence(
-    loss: float, grad_norm: float, grad_norm_init: float, rtol: float, polish_message: str | None = None
+    loss: float,
+    grad_norm: float,
+    grad_norm_init: float,
+    rtol: float,
+    polish_message: str | None = None,
+    floor: tuple[float, str] | None = None,
 ) -> Convergence:
     """Whether the returned parameters are converged, by one of two criteria:
 
@@ -214,7 +219,10 @@ def convergence(
       `OWN_STOPS`): no step along its direction decreases the loss, i.e. the gradient is
       as small as its own error lets it be (a back-end's gradient is accurate to about
       1e-5 relative; where the residual stays large, e.g. noisy data, the gradient rule's
-      bound can be below that error).
+      bound can be below that error);
+    - the loss reached a `floor` = (loss, why) the task declares as convergence, e.g. the
+      noise floor of noisy data (the discrepancy principle: below it a model fits the noise;
+      `AbstractTask.converged_at_target`).
 
     The criterion says the figures either way."""
     finite = math.isfinite(loss) and math.isfinite(grad_norm)
@@ -223,6 +231,10 @@ def convergence(
     figures = f"gradient norm {grad_norm:.3g} {how} {rtol:.3g} x its initial {grad_norm_init:.3g}"
     if finite and grad_norm <= bound:
         return Convergence(True, figures, float(loss), float(grad_norm))
+    if finite and floor is not None and loss <= floor[0]:
+        return Convergence(
+            True, f"loss {loss:.3g} <= {floor[0]:.3g}: {floor[1]}; {figures}", float(loss), float(grad_norm)
+        )
     if finite and polish_message is not None and polish_message.startswith(OWN_STOPS):
         stall = f"L-BFGS-B decreases the loss no further ({polish_message.split(':')[0]}); {figures}"
         return Convergence(True, stall, float(loss), float(grad_norm))

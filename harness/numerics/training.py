@@ -200,6 +200,7 @@ def train_cell(
     if polish <= 0 or monitor.stopped == "budget":
         return result
     monitor.stopped = "iters"  # the target ended the Adam phase, not training
+    monitor.stop_at_target = False  # nor does it end the polish (it is still recorded)
     polished = driver.lbfgs(
         impl,
         result.params,
