@@ -261,7 +261,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     records = load_records(args.directory)
     # the claims as declared now re-judge the folder's verdicts (reporting imports no registry)
     registry.discover()
-    verdicts = Verdicts.of(records, {name: cls.claims for name, cls in registry.TASKS.items()})
+    tasks = registry.TASKS.items()
+    verdicts = Verdicts.of(
+        records,
+        {name: cls.claims for name, cls in tasks},
+        {name: cls.cross_claims for name, cls in tasks if cls.cross_claims},
+    )
     print(format_records(records, args.format, verdicts=verdicts))
     if args.format == "table" and not args.no_figures:
         written = write_report(args.directory, records, verdicts)

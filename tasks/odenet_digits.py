@@ -18,7 +18,7 @@ from typing import Any, ClassVar, cast
 import array_api_compat
 import numpy as np
 
-from harness.core.claims import Claim
+from harness.core.claims import Claim, CrossClaim
 from harness.core.errors import UsageError
 from harness.core.models import (
     MLP,
@@ -296,6 +296,20 @@ class OdenetDigits(AbstractTask):
             " less about 3 points",
         ),
     )
+    cross_claims: ClassVar[tuple[CrossClaim, ...]] = (
+        CrossClaim(
+            "as-accurate-as-resnet",
+            "003 §4",
+            "the ODENet's test accuracy is about the ResNet's (003: higher by a small margin)",
+            "MNIST: 0.9958 against the ResNet's 0.9952",
+            "test_accuracy",
+            "resnet_digits",
+            ">=",
+            -0.03,
+            "at most 3 points below: two standard errors of the difference of two accuracies"
+            " near 0.95 on 360 test images (2 sqrt(2 x 0.95 x 0.05 / 360) = 0.032)",
+        ),
+    )
     #: which of the report's two figures `mnist_test_error_003` shows
     reported_key: ClassVar[str] = "odenet"
 
@@ -426,6 +440,7 @@ class ResnetDigits(OdenetDigits):
     options: ClassVar[dict[str, Any]] = {**OdenetDigits.options, "n_blocks": 6}
     option_ranges: ClassVar[dict[str, Range]] = {**OdenetDigits.option_ranges, "n_blocks": integer(1)}
     reported_key = "resnet"
+    cross_claims: ClassVar[tuple[CrossClaim, ...]] = ()  # the ODENet task states the comparison
     claims: ClassVar[tuple[Claim, ...]] = (
         Claim(
             "classifies",

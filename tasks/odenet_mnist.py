@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from harness.core.claims import Claim
+from harness.core.claims import Claim, CrossClaim
 from harness.core.convnets import ConvDownsampling, ConvODEField, ConvResBlocks, PoolLinearHead
 from harness.core.errors import UsageError
 from harness.core.models import AbstractModel, Composite, Params, flatten
@@ -226,6 +226,20 @@ class OdenetMnist(AbstractTask):
             ratio_to="n_params_resnet",
         ),
     )
+    cross_claims: ClassVar[tuple[CrossClaim, ...]] = (
+        CrossClaim(
+            "as-accurate-as-resnet",
+            "003 §4",
+            "the ODENet's test accuracy is about the ResNet's (003: higher by a small margin)",
+            "0.9958 against the ResNet's 0.9952",
+            "test_accuracy",
+            "resnet_mnist",
+            ">=",
+            -0.02,
+            "at most 2 points below: two standard errors of the difference of two accuracies"
+            " near 0.95 on 1,000 test images (2 sqrt(2 x 0.95 x 0.05 / 1000) = 0.019)",
+        ),
+    )
     #: which of the reports' figures the metrics compare with
     reported_key: ClassVar[str] = "odenet"
 
@@ -400,6 +414,7 @@ class ResnetMnist(OdenetMnist):
     options: ClassVar[dict[str, Any]] = {**OdenetMnist.options, "n_blocks": 6}
     option_ranges: ClassVar[dict[str, Range]] = {**OdenetMnist.option_ranges, "n_blocks": integer(1)}
     reported_key = "resnet"
+    cross_claims: ClassVar[tuple[CrossClaim, ...]] = ()  # the ODENet task states the comparison
     claims: ClassVar[tuple[Claim, ...]] = (
         Claim(
             "classifies",

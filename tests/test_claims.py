@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from harness.core import registry
-from harness.core.claims import FAILING, Claim, judge, judge_record
+from harness.core.claims import (
+    FAILING,
+    Claim,
+    CrossClaim,
+    cross_verdict_rows,
+    judge,
+    judge_cross,
+    judge_record,
+)
 
 REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference" / "records.jsonl"
 
@@ -147,3 +155,44 @@ def test_a_claim_states_its_reason_and_a_valid_comparison() -> None:
         Claim("x", "000", "c", "d", "m", "=~", 1.0, "why")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="reason"):
         Claim("x", "000", "c", "d", "m", "<=", 1.0, " ")
+
+
+ACCURATE = CrossClaim(
+    "as-accurate", "003 §4", "about as accurate", "0.9958 vs 0.9952", "acc", "resnet", ">=", -0.03, "2 SE"
+)
+
+
+def _pair(ode: float, res: float, **fields: object) -> list[dict]:
+    return [
+        {**_record({"acc": ode}), "task": "ode", "impl": "i", "seed": 0, **fields},
+        {**_record({"acc": res}), "task": "resnet", "impl": "i", "seed": 0},
+    ]
+
+
+def test_a_claim_over_two_tasks_is_judged_on_the_pair_of_records() -> None:
+    """ODENet against ResNet: the difference of the two accuracies of the same back-end and
+    seed; FAIL only with both models converged; no pair, no result."""
+    rows = cross_verdict_rows(_pair(0.95, 0.96), lambda task: (ACCURATE,) if task == "ode" else ())
+    assert [(r["task"], r["verdict"], r["measured"]) for r in rows] == [("ode vs resnet", "PASS", "-0.01")]
+    assert ACCURATE.test == "acc - resnet.acc >= -0.03"
+    ode, res = _pair(0.90, 0.96)
+    assert judge_cross(ACCURATE, ode, res).verdict == "FAIL"
+    unconverged = {**ode, "train_converged": False, "train_evals": 4}
+    verdict = judge_cross(ACCURATE, unconverged, res)
+    assert verdict.verdict == "NOT CONVERGED" and verdict.note.startswith("ode: not converged after 4")
+    assert judge_cross(ACCURATE, ode, None).verdict == "NO RESULT"
+    # another seed's ResNet is not this one's pair
+    other_seed = {**res, "seed": 1}
+    assert (
+        cross_verdict_rows([ode, other_seed], lambda task: (ACCURATE,) if task == "ode" else ())[0]["verdict"]
+        == "NO RESULT"
+    )
+
+
+def test_cross_claims_name_registered_tasks_and_their_metrics() -> None:
+    registry.discover()
+    declared = [(name, c) for name, cls in registry.TASKS.items() for c in cls.cross_claims]
+    assert {c.other_task for _, c in declared} >= {"resnet_digits", "resnet_mnist"}
+    for name, claim in declared:
+        assert claim.other_task in registry.TASKS and claim.other_task != name
+        assert claim.source.split()[0] in registry.TASKS[name].source

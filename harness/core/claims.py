@@ -31,10 +31,13 @@ __all__ = [
     "FAILING",
     "FIT_CLAIMS",
     "Claim",
+    "CrossClaim",
     "Verdict",
+    "cross_verdict_rows",
     "fit_claim",
     "format_value",
     "judge",
+    "judge_cross",
     "judge_record",
     "not_converged_note",
     "verdict_rows",
@@ -194,6 +197,100 @@ def not_converged_note(record: Mapping[str, Any]) -> str:
     wall_text = f", {wall:.0f} s" if _finite(wall) else ""
     criterion = record.get("train_converged_by")
     return f"not converged after {evals} evaluations{wall_text}, stopped by {stopped}: {criterion}"
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossClaim:
+    """A result of a source that compares two tasks (003: the ODENet about as accurate as
+    the ResNet), judged on a record of this task and one of `other_task` with the same
+    back-end, seed, device and dtype: ``metric - other_task.other_metric op threshold``.
+
+    The arguments are `Claim`'s, with `other_task` and `other_metric` (default: `metric`).
+    FAIL (or KNOWN FAIL with a `finding`) needs both models converged; otherwise a claim
+    that does not hold is NOT CONVERGED.
+    """
+
+    id: str
+    source: str
+    claim: str
+    document: str
+    metric: str
+    other_task: str
+    op: Comparison
+    threshold: float
+    why: str
+    other_metric: str | None = None
+    finding: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.op not in _OPS or self.op == "contains":
+            raise ValueError(f"cross claim {self.id}: op must be a comparison, not {self.op!r}")
+        if not self.why.strip():
+            raise ValueError(f"cross claim {self.id}: the threshold needs its reason (`why`)")
+
+    @property
+    def test(self) -> str:
+        other = f"{self.other_task}.{self.other_metric or self.metric}"
+        return f"{self.metric} - {other} {self.op} {format_value(self.threshold)}"
+
+    def holds(self, measured: float | None) -> bool:
+        return measured is not None and bool(_OPS[self.op](measured, self.threshold))
+
+
+def judge_cross(
+    claim: CrossClaim, record: Mapping[str, Any] | None, other: Mapping[str, Any] | None
+) -> Verdict:
+    """`claim` on a record of its task and the matching record of `claim.other_task`."""
+    pair = [r for r in (record, other) if r is not None]
+    if len(pair) < 2:
+        return Verdict(claim.id, "NO RESULT", None, f"no record of {claim.other_task} to compare with")
+    if any(r.get("status") == "skipped" for r in pair):
+        return Verdict(claim.id, "SKIPPED", None, "; ".join(str(r.get("reason") or "") for r in pair))
+    values = [
+        (r.get("metrics") or {}).get(m)
+        for r, m in zip(pair, (claim.metric, claim.other_metric or claim.metric), strict=True)
+    ]
+    if not all(_finite(v) for v in values):
+        return Verdict(claim.id, "NO RESULT", None, "a metric of the pair was not measured")
+    measured = float(values[0]) - float(values[1])
+    if claim.holds(measured):
+        return Verdict(claim.id, "PASS", measured)
+    unconverged = [r for r in pair if r.get("train_converged") is not True]
+    if unconverged:
+        note = f"{unconverged[0].get('task')}: {not_converged_note(unconverged[0])}"
+        return Verdict(claim.id, "NOT CONVERGED", measured, note)
+    if claim.finding:
+        return Verdict(claim.id, "KNOWN FAIL", measured, claim.finding)
+    return Verdict(claim.id, "FAIL", measured)
+
+
+def cross_verdict_rows(
+    records: Sequence[Mapping[str, Any]], cross_claims_of: Callable[[str], Sequence[CrossClaim]]
+) -> list[dict[str, str]]:
+    """Rows of the verdict table for the claims over two tasks: one per record of a task
+    that declares them (its pair found by back-end, seed, device and dtype), under the
+    task name "TASK vs OTHER"."""
+    key = lambda r: (r.get("task"), r.get("impl"), r.get("seed"), r.get("device"), r.get("dtype"))
+    index = {key(r): r for r in records}
+    rows = []
+    for record in sorted(records, key=lambda r: (str(r.get("task")), str(r.get("impl")))):
+        for claim in cross_claims_of(str(record.get("task"))):
+            other = index.get((claim.other_task, *key(record)[1:]))
+            verdict = judge_cross(claim, record, other)
+            rows.append(
+                {
+                    "task": f"{record.get('task')} vs {claim.other_task}",
+                    "claim": claim.id,
+                    "source": claim.source,
+                    "document": claim.document,
+                    "test": claim.test,
+                    "impl": str(record.get("impl")),
+                    "measured": "" if verdict.measured is None else format_value(verdict.measured),
+                    "verdict": verdict.verdict,
+                    "note": verdict.note,
+                }
+            )
+    return rows
 
 
 def judge_record(claims: Iterable[Claim], record: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from harness.core.ranges import Range
 if TYPE_CHECKING:  # shape annotations for readers and pyright, no import at run time
     from jaxtyping import Float
 
-    from harness.core.claims import Claim
+    from harness.core.claims import Claim, CrossClaim
 
 __all__ = [
     "AbstractImplementation",
@@ -156,6 +156,9 @@ class AbstractTask(abc.ABC):
     converged_at_target: ClassVar[str] = ""
     #: the source's results this task reproduces, judged after every training run
     claims: ClassVar[tuple[Claim, ...]] = ()
+    #: results of the source that compare this task with another (e.g. the ODENet's accuracy
+    #: against the ResNet's), judged when both tasks' records are present
+    cross_claims: ClassVar[tuple[CrossClaim, ...]] = ()
     #: metrics that `fit` adds through `TrainResult.info` (claims may test them; an
     #: untrained model's `metrics` lacks them)
     fit_metrics: ClassVar[tuple[str, ...]] = ()

@@ -14,7 +14,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from harness.core.claims import Claim, verdict_rows
+from harness.core.claims import Claim, CrossClaim, cross_verdict_rows, verdict_rows
 from harness.core.claims import format_value as format_measured
 from harness.reporting.params import effective_params, varying_params
 
@@ -104,6 +104,8 @@ def _to_target(rec: Mapping[str, Any]) -> str:
 
 #: claim declarations passed in by a caller: task name -> the task's claims as declared now
 ClaimsByTask = Mapping[str, Sequence[Claim]]
+#: task name -> its claims over two tasks (`AbstractTask.cross_claims`)
+CrossClaimsByTask = Mapping[str, Sequence[CrossClaim]]
 
 
 def _recorded_rows(record: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -141,10 +143,16 @@ class Verdicts:
     impls: tuple[str, ...]
 
     @classmethod
-    def of(cls, records: Sequence[Mapping[str, Any]], claims: ClaimsByTask | None = None) -> Verdicts:
+    def of(
+        cls,
+        records: Sequence[Mapping[str, Any]],
+        claims: ClaimsByTask | None = None,
+        cross: CrossClaimsByTask | None = None,
+    ) -> Verdicts:
         """The verdicts each record holds (judged when its cell ran); for a task in
         `claims`, its records re-judged with those declarations instead (the claims as
-        declared now, which the caller looks up: reporting imports no task registry)."""
+        declared now, which the caller looks up: reporting imports no task registry); and
+        the claims over two tasks of `cross`, judged on the pairs of records present."""
         rows: list[dict[str, str]] = []
         for record in sorted(records, key=lambda r: (str(r.get("task")), str(r.get("impl")))):
             task = str(record.get("task"))
@@ -153,6 +161,8 @@ class Verdicts:
                 rows += verdict_rows([record], lambda _, declared=declared: declared)
             else:
                 rows += _recorded_rows(record)
+        if cross:
+            rows += cross_verdict_rows(records, lambda task: cross.get(task, ()))
         return cls(tuple(rows), tuple(sorted({str(r.get("impl")) for r in records})))
 
     def wide(self) -> list[dict[str, str]]:

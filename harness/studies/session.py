@@ -212,7 +212,7 @@ def _locked_session(
     from harness.core.errors import UsageError
     from harness.execution.environment import provenance
     from harness.execution.runner import run_cells
-    from harness.reporting.tables import format_records, verdict_counts
+    from harness.reporting.tables import format_records
     from harness.store.results import ResultsStore, load_records
 
     held = ResultsStore(out).records()  # validated before anything is measured
@@ -237,9 +237,10 @@ def _locked_session(
         )
         return 130
     records = load_records(out)
-    print(format_records(records))
+    verdicts = current_verdicts(records)
+    print(format_records(records, verdicts=verdicts))
     try:
-        written = write_report(out, records)
+        written = write_report(out, records, verdicts)
     except OSError as exc:
         raise UsageError(f"cannot write the report into '{out}': {exc.strerror or exc}") from None
     print(f"\nresults: {out}/records.jsonl, {out}/summary.csv" + (f", {written}" if written else ""))
@@ -248,9 +249,20 @@ def _locked_session(
         print(f"{failed} of {len(records)} cells failed (reasons in the table above)", file=sys.stderr)
     if not judge:
         return 1 if failed else 0
-    counts = verdict_counts(records)
+    counts = verdicts.counts()
     print("verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
     return 1 if failed or any(counts.get(v) for v in FAILING) else 0
+
+
+def current_verdicts(records: list[Any]) -> Any:
+    """The verdicts the records hold, and those of the claims over two tasks
+    (`AbstractTask.cross_claims`) on the pairs of records present."""
+    from harness.core import registry
+    from harness.reporting.tables import Verdicts
+
+    registry.discover()
+    cross = {name: cls.cross_claims for name, cls in registry.TASKS.items() if cls.cross_claims}
+    return Verdicts.of(records, None, cross)
 
 
 def write_report(directory: Path, records: list[Any], verdicts: Any = None) -> str:
