@@ -250,9 +250,10 @@ def judge_cross(
         (r.get("metrics") or {}).get(m)
         for r, m in zip(pair, (claim.metric, claim.other_metric or claim.metric), strict=True)
     ]
-    if not all(_finite(v) for v in values):
+    mine, theirs = values
+    if not (_finite(mine) and _finite(theirs)):
         return Verdict(claim.id, "NO RESULT", None, "a metric of the pair was not measured")
-    measured = float(values[0]) - float(values[1])
+    measured = float(mine) - float(theirs)
     if claim.holds(measured):
         return Verdict(claim.id, "PASS", measured)
     unconverged = [r for r in pair if r.get("train_converged") is not True]

@@ -62,7 +62,7 @@ class Spiral(TrajectoryTask):
 
     Not reproduced with these defaults: numpy-adjoint on a shared CPU core ran 404
     iterations in the budget and sat on a plateau (loss 3.84 to 1.39, fit_rmse_relative
-    0.99), so both claims are NOT REACHED.  Following the demo needs its short training
+    0.99): not converged, so both claims are NOT CONVERGED.  Following the demo needs its short training
     windows or much longer training; neither is tuned here.  This package is an example
     of a plugin first, and a reproduction of ode_demo second.
     """
