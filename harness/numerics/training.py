@@ -181,7 +181,8 @@ def train_cell(
     when `monitor` says so; then, when `train["polish"]` > 0, the guarded L-BFGS polish of
     the back-end's loss (`harness.numerics.driver.lbfgs`) for at most that many evaluations,
     until the gradient norm is at most `train["gtol"]` x `grad_norm_init` (the convergence
-    criterion) or L-BFGS-B stops by itself.  A target reached by the fit ends the fit only.
+    criterion) or L-BFGS-B stops by itself.  A target reached by the fit ends the fit only
+    (and the polish too where reaching it is convergence: `converged_at_target`).
     `monitor.stopped` ends as "converged" (the polish's stop), "target" (no polish), "iters"
     (evaluations spent) or "budget" (the wall-clock safety net); `info["polish_*"]` say how
     the polish went."""
@@ -199,8 +200,12 @@ def train_cell(
         )
     if polish <= 0 or monitor.stopped == "budget":
         return result
+    if task.converged_at_target and monitor.iters_to_target is not None:
+        monitor.stopped = "converged"  # the fit reached the floor: no polish below it
+        return result
     monitor.stopped = "iters"  # the target ended the Adam phase, not training
-    monitor.stop_at_target = False  # nor does it end the polish (it is still recorded)
+    # nor does it end the polish (it is still recorded), unless reaching it is convergence
+    monitor.stop_at_target = bool(task.converged_at_target)
     polished = driver.lbfgs(
         impl,
         result.params,
@@ -210,6 +215,8 @@ def train_cell(
         offset=len(result.loss_history),
     )
     if polished.info["message"].startswith(("gradient norm", *driver.OWN_STOPS)):
+        monitor.stopped = "converged"
+    elif monitor.stopped == "target":  # the floor of `converged_at_target`
         monitor.stopped = "converged"
     info = {**result.info, **{f"polish_{k}": v for k, v in polished.info.items()}}
     return TrainResult(
