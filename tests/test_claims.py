@@ -14,6 +14,7 @@ from harness.core.claims import (
     Claim,
     CrossClaim,
     cross_verdict_rows,
+    fit_claim,
     judge,
     judge_cross,
     judge_record,
@@ -196,3 +197,14 @@ def test_cross_claims_name_registered_tasks_and_their_metrics() -> None:
     for name, claim in declared:
         assert claim.other_task in registry.TASKS and claim.other_task != name
         assert claim.source.split()[0] in registry.TASKS[name].source
+
+
+def test_a_claim_an_untrained_model_meets_passes_only_when_converged() -> None:
+    """ "Fails backward" holds trivially for an untrained model (26.9 on torch-adjoint's
+    lotka_volterra, stopped by its safety net): PASS only on a converged one."""
+    back = fit_claim("fails-backward", "000 §3.2", "fails backward", "Fig. 4", 0.2, "a fifth")
+    assert back.needs_training and not fit_claim("fit", "s", "c", "d", 0.05, "w").needs_training
+    metrics = {"extrap_backward_rmse_relative": 26.9}
+    assert judge(back, _record(metrics)).verdict == "PASS"
+    verdict = judge(back, _record(metrics, train_converged=False, train_stopped="budget"))
+    assert verdict.verdict == "NOT CONVERGED"

@@ -5,7 +5,9 @@ a `Claim` names the document and section, says the claim in a few words, and tes
 the task's metrics (optionally as a ratio of two) against a threshold whose reason it
 states.  `judge` turns a record into a `Verdict`:
 
-- PASS: the trained model meets the claim, whatever stopped its training;
+- PASS: the trained model meets the claim, whatever stopped its training (a claim that an
+  untrained model meets trivially, `needs_training`, e.g. "fails backward", only when
+  training converged);
 - FAIL: it does not, and training converged (`train_converged`: the record says by which
   criterion, `harness.numerics.driver.convergence`);
 - KNOWN FAIL: it does not, training converged, and the claim carries a `finding`: the
@@ -86,6 +88,9 @@ class Claim:
     why: str
     ratio_to: str | None = None
     finding: str | None = None
+    #: an untrained model meets it trivially (e.g. "fails backward"): PASS only when
+    #: training converged, else NOT CONVERGED
+    needs_training: bool = False
 
     def __post_init__(self) -> None:
         if self.op not in _OPS:
@@ -133,7 +138,10 @@ def fit_claim(
     e.g. ``fit_claim("fit", ..., 0.05, ...)`` tests ``fit_rmse_relative <= 0.05``; the other
     arguments are `Claim`'s."""
     metric, op = FIT_CLAIMS[id]
-    return Claim(id, source, claim, document, metric, op, threshold, why, finding=finding)
+    trivial = id == "fails-backward"  # an untrained model "fails backward" too
+    return Claim(
+        id, source, claim, document, metric, op, threshold, why, finding=finding, needs_training=trivial
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,9 +181,10 @@ def judge(claim: Claim, record: Mapping[str, Any]) -> Verdict:
         return Verdict(claim.id, "NO RESULT", None, str(record.get("reason") or ""))
     if measured is None:
         return Verdict(claim.id, "NO RESULT", None, f"metric {claim.metric} not measured")
-    if claim.holds(measured):
+    converged = record.get("train_converged") is True
+    if claim.holds(measured) and (converged or not claim.needs_training):
         return Verdict(claim.id, "PASS", measured)
-    if record.get("train_converged") is not True:
+    if not converged:
         return Verdict(claim.id, "NOT CONVERGED", measured, not_converged_note(record))
     if claim.finding:
         return Verdict(claim.id, "KNOWN FAIL", measured, claim.finding)
