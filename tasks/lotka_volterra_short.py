@@ -28,15 +28,19 @@ class LotkaVolterraShort(TrajectoryTask):
 
     The observation times are drawn from the seed and sorted; the initial state at t = 0
     is known (it starts the solve and is not one of the 20).  Extrapolation: `extrap`
-    (default 5) forward and backward.  Training stops at the target loss 0.5 (fit error
-    about 5%): at lr 0.1 the loss jumps, and the first step below it is kept.
+    (default 5) forward and backward.  The target loss 0.5 (fit error about 5%) is the
+    benchmark's time-to-target.  Training: 002's Adam phase (at lr 0.1 the loss jumps; the
+    best iterate is kept), then the L-BFGS polish (at most 4000 evaluations) to convergence:
+    measured (jax-checkpoint, seed 0), Adam alone ended at fit 0.101 (NOT CONVERGED against
+    the 0.1 bound), a polish of 1000 evaluations at fit 0.0035 still short of the gradient
+    rule, and L-BFGS-B stopped by itself after 2108 evaluations (12 s) at fit 0.0023.
     """
 
     name = "lotka_volterra_short"
     source = "002 §4.2"
     options = {"t1": 5.0, "n_obs": 20, "extrap": 5.0, "hidden": 64}
     option_ranges = {"t1": positive(), "n_obs": integer(2), "extrap": non_negative(), "hidden": integer(1)}
-    train_defaults = {"iters": 1000, "lr": 0.1, "target": 0.5, "budget": 120.0}
+    train_defaults = {"iters": 1000, "lr": 0.1, "target": 0.5, "polish": 4000, "budget": 600.0}
     claims = (
         Claim(
             "interpolates",

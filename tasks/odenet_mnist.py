@@ -119,7 +119,11 @@ class OdenetMnist(AbstractTask):
     at 37.5%, 62.5% and 87.5% of the epochs (the example's epochs 60, 100, 140 of 160),
     cross-entropy loss, the last partial batch dropped.  `batch_size` is 32, not the
     example's 128: 128 gives 468 steps per epoch on 60,000 images but 31 on 4,000; `iters`
-    counts epochs here (default 4, 500 steps, about the example's first epoch; 003 trains 50).
+    counts epochs here (default 12, 1,500 steps; 003 trains 50).  Converged is measured as
+    the plateau of the mean epoch loss at the end of the schedule
+    (`harness.numerics.driver.PLATEAU_RTOL`): measured (jax-checkpoint, seed 0), 4 epochs
+    ended at test accuracy 0.855 with the epoch loss still falling 32% per epoch; 12 epochs
+    (46 s each) at 0.952, the last three epochs changing it by 2.1%, 1.1% and 1.4%.
     GroupNorm keeps the example's two channels per group (`groups` 0: channels / 2; the
     example's rule min(32, C) gives one channel per group below 64 channels, which normalises
     away each channel's scale before the pooled head: on 4,000 images, 3 epochs at batch 128
@@ -160,7 +164,7 @@ class OdenetMnist(AbstractTask):
         "t1": positive(),
     }
     solver_defaults: ClassVar[dict[str, Any]] = {"rtol": 1e-3, "atol": 1e-3, "dt": 0.25}
-    train_defaults: ClassVar[dict[str, Any]] = {"iters": 4, "lr": 0.1, "budget": 900.0}
+    train_defaults: ClassVar[dict[str, Any]] = {"iters": 12, "lr": 0.1, "budget": 2400.0}
     #: `harness.testing`: 10 / 10 images (one test image per digit), 2 channels (one per
     #: GroupNorm group: the reference's DOP853 then takes ~20 s, not ~200 s), batches of 2
     check_options: ClassVar[dict[str, Any]] = {
@@ -211,7 +215,7 @@ class OdenetMnist(AbstractTask):
             "test_accuracy",
             ">=",
             0.95,
-            "4,000 training images and 2 epochs at width 16 are not 003's 60,000 x 50 at width 64:"
+            "4,000 training images and 12 epochs at width 16 are not 003's 60,000 x 50 at width 64:"
             " 0.95 is well short of 0.9958, and no better than a linear classifier's ~0.92 by much",
         ),
         Claim(

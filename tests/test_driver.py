@@ -127,6 +127,28 @@ def test_convergence_is_the_gradient_rule_with_its_figures() -> None:
     }
 
 
+def test_minibatch_convergence_is_the_plateau_of_the_epoch_loss() -> None:
+    """SGD's mean epoch loss, its schedule run to the end: within 2% over the last epoch is
+    converged (whatever the gradient norm of one batch), more than that is not."""
+    flat = driver.convergence(0.13, 2.0, 1.0, 1e-6, epoch_losses=[0.1093, 0.1081, 0.1065])
+    assert flat.converged and flat.criterion.startswith(
+        "mean epoch loss 0.1081 -> 0.1065 over the last epoch (1.5% <= 2%)"
+    )
+    falling = driver.convergence(0.5, 2.0, 1.0, 1e-6, epoch_losses=[0.7305, 0.4945])
+    assert not falling.converged and "(32.3% > 2%)" in falling.criterion
+    assert not driver.convergence(math.nan, 2.0, 1.0, 1e-6, epoch_losses=[1.0, 1.0]).converged
+    assert not driver.convergence(0.5, 2.0, 1.0, 1e-6, epoch_losses=[1.0]).converged  # one epoch: no plateau
+
+
+def test_only_a_schedule_run_to_its_end_is_judged_by_its_plateau() -> None:
+    """A mini-batch run stopped early (its budget) is judged by the gradient rule alone."""
+    from harness.execution.measure import _whole_schedule
+
+    assert _whole_schedule([1.0, 0.99], 2) == [1.0, 0.99]
+    assert _whole_schedule([1.0, 0.99], 12) is None
+    assert _whole_schedule(None, 12) is None
+
+
 @pytest.mark.parametrize("impl_name", sorted(registry.IMPLEMENTATIONS))
 def test_the_driver_takes_the_same_steps_on_every_backend_for_a_fixed_gradient(impl_name: str) -> None:
     """Each back-end computes its loss, the gradient is held fixed (the reference's at the

@@ -222,6 +222,7 @@ def test_training_takes_the_same_steps_on_every_backend(impl_name: str) -> None:
     assert len(got.loss_history) == 2 * (24 // 6)
     np.testing.assert_allclose(got.loss_history, ref.loss_history, rtol=1e-6)
     assert len(got.info["epoch_test_accuracy"]) == 2 and got.info["nfe_forward_trained"] > 0
+    np.testing.assert_allclose(got.info["epoch_loss"], np.mean(np.reshape(got.loss_history, (2, -1)), axis=1))
 
 
 def test_minibatch_sgd_rejects_a_batch_larger_than_the_data() -> None:

@@ -101,6 +101,11 @@ def measure_timing(cell: Cell, record: dict[str, Any], *, repeats: int) -> None:
     del record["stage"]
 
 
+def _whole_schedule(epoch_losses: list[float] | None, epochs: int) -> list[float] | None:
+    """A mini-batch run's mean epoch losses where its schedule ran to the end, else None."""
+    return epoch_losses if epoch_losses is not None and len(epoch_losses) == epochs else None
+
+
 def _target_floor(task: AbstractTask, train: Mapping[str, Any]) -> tuple[float, str] | None:
     """The task's target as a convergence floor (`AbstractTask.converged_at_target`)."""
     target = float(train.get("target", 0.0))
@@ -198,6 +203,7 @@ def measure_cell(
             float(train.get("gtol", 1e-6)),
             result.info.get("polish_message"),
             floor=_target_floor(task, train),
+            epoch_losses=_whole_schedule(result.info.get("epoch_loss"), iters),
         )
         record.update(verdict.fields())
         result.info = {k: v for k, v in result.info.items() if not k.startswith("polish_")}

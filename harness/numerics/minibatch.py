@@ -53,7 +53,8 @@ def minibatch_sgd(
     `callback(i, loss)` runs after every step (training stops when it returns True: the
     harness's budget); `on_epoch(epoch, params)` after every epoch, outside the training
     clock (e.g. test accuracy).  `TrainResult.info` holds the per-epoch curves: `epoch_lr`,
-    `epoch_time_s` (training time of each epoch) and, per key of `on_epoch`'s result,
+    `epoch_time_s` (training time of each epoch), `epoch_loss` (the mean mini-batch loss of
+    each whole epoch: `harness.numerics.driver.convergence`'s plateau) and, per key of `on_epoch`'s result,
     `epoch_<key>`.
     """
     if batch_size > len(x):
@@ -61,12 +62,14 @@ def minibatch_sgd(
     rng = np.random.default_rng(seed)
     sgd = SGD(momentum)
     history: list[float] = []
-    info: dict[str, Any] = {"epoch_lr": [], "epoch_time_s": []}
+    info: dict[str, Any] = {"epoch_lr": [], "epoch_time_s": [], "epoch_loss": []}
     elapsed, stop = 0.0, False
     for epoch in range(epochs):
         lr = schedule(epoch, epochs)
         start = time.perf_counter()
-        for idx in epoch_batches(len(x), batch_size, rng):
+        batches = epoch_batches(len(x), batch_size, rng)
+        n_batches = len(batches)
+        for idx in batches:
             batch = impl.load_batch(x[idx], targets[:, idx])
             loss, grad = impl.to_numpy(impl.block(impl.value_and_grad_batch(impl.load(params), batch)))
             params = sgd.step(params, grad, lr)
@@ -74,6 +77,8 @@ def minibatch_sgd(
             if not np.isfinite(loss) or (callback is not None and callback(len(history) - 1, float(loss))):
                 stop = True
                 break
+        if not stop:  # the mean over a whole epoch (a cut one's is not comparable)
+            info["epoch_loss"].append(float(np.mean(history[-n_batches:])))
         info["epoch_lr"].append(lr)
         info["epoch_time_s"].append(time.perf_counter() - start)
         elapsed += info["epoch_time_s"][-1]
