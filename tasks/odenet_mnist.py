@@ -164,7 +164,7 @@ class OdenetMnist(AbstractTask):
         "t1": positive(),
     }
     solver_defaults: ClassVar[dict[str, Any]] = {"rtol": 1e-3, "atol": 1e-3, "dt": 0.25}
-    train_defaults: ClassVar[dict[str, Any]] = {"iters": 12, "lr": 0.1, "budget": 2400.0}
+    train_defaults: ClassVar[dict[str, Any]] = {"iters": 12, "lr": 0.1, "budget": 1500.0}
     #: `harness.testing`: 10 / 10 images (one test image per digit), 2 channels (one per
     #: GroupNorm group: the reference's DOP853 then takes ~20 s, not ~200 s), batches of 2
     check_options: ClassVar[dict[str, Any]] = {

@@ -109,3 +109,23 @@ def test_curriculum_stops_at_the_budget_in_an_early_stage() -> None:
     result = curriculum_fit(task, impl, params, iters=30, lr=0.05, step=4, callback=monitor)
     assert len(result.loss_history) == 1
     assert monitor.stopped == "budget"
+
+
+def test_every_safety_net_stops_training_before_the_cell_timeout() -> None:
+    """A task's wall-clock safety net (`budget`) leaves its cell time to finish under the
+    engines' default timeout, so that a slow machine ends training as NOT CONVERGED with its
+    figures, not as a killed cell (odenet_mnist's 2400 s budget once lost a record at 1800 s)."""
+    import inspect
+
+    from harness.core.protocols import TRAIN_BASE
+    from harness.execution.dask_engine import DaskEngine
+    from harness.execution.subprocess_engine import SubprocessEngine
+
+    timeout = min(
+        inspect.signature(engine.__init__).parameters["timeout"].default
+        for engine in (DaskEngine, SubprocessEngine)
+    )
+    registry.discover()
+    for name, task in registry.TASKS.items():
+        budget = {**TRAIN_BASE, **task.train_defaults}["budget"]
+        assert budget <= timeout - 300, (name, budget, timeout)

@@ -254,7 +254,8 @@ def judge_cross(
     if len(pair) < 2:
         return Verdict(claim.id, "NO RESULT", None, f"no record of {claim.other_task} to compare with")
     if any(r.get("status") == "skipped" for r in pair):
-        return Verdict(claim.id, "SKIPPED", None, "; ".join(str(r.get("reason") or "") for r in pair))
+        reasons = (str(r.get("reason") or "") for r in pair if r.get("status") == "skipped")
+        return Verdict(claim.id, "SKIPPED", None, "; ".join(reasons))
     values = [
         (r.get("metrics") or {}).get(m)
         for r, m in zip(pair, (claim.metric, claim.other_metric or claim.metric), strict=True)

@@ -55,7 +55,7 @@ TRAIN_BASE: dict[str, Any] = {
     "target": 0.0,
     "polish": 0,
     "gtol": 1e-6,
-    "budget": 1800.0,
+    "budget": 1500.0,
     "curriculum": 0,
 }
 
