@@ -229,7 +229,7 @@ def convergence(
     floor: tuple[float, str] | None = None,
     epoch_losses: Sequence[float] | None = None,
 ) -> Convergence:
-    """Whether the returned parameters are converged, by one of two criteria:
+    """Whether the returned parameters are converged, by one of these criteria:
 
     - the gradient rule: the gradient's norm is at most `rtol` times its norm at the initial
       parameters (scale-free first-order stationarity, relative to where training started);
