@@ -55,19 +55,41 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("a", type=Path)
     compare.add_argument("b", type=Path)
     compare.add_argument("--ignore-times", action="store_true", help="compare accuracy and work only")
+    compare.add_argument(
+        "--common",
+        action="store_true",
+        help="compare only the cells both runs hold and say how many each lacks (default: missing differs)",
+    )
 
     add_study_parser(sub, _Parser)
     for command in {id(p): p for p in sub.choices.values()}.values():
         _plugin_option(command)
+        for nested in _subcommands(command):  # `study --plugin F NAME` and `study NAME --plugin F`
+            _plugin_option(nested, dest="plugin_after_name")
     return parser
 
 
-def _plugin_option(parser: argparse.ArgumentParser) -> None:
-    """`--plugin`, on every command: tasks and back-ends from outside the tree."""
+def _subcommands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The sub-commands of a command (the studies of `study`), none for the others."""
+    return [
+        nested
+        for action in parser._actions  # argparse keeps its sub-commands there only
+        if isinstance(action, argparse._SubParsersAction)
+        for nested in {id(p): p for p in action.choices.values()}.values()
+    ]
+
+
+def _plugin_option(parser: argparse.ArgumentParser, dest: str = "plugin") -> None:
+    """`--plugin`, on every command: tasks and back-ends from outside the tree.
+
+    A sub-command's own `--plugin` has its own `dest`: argparse lets a sub-parser's
+    defaults overwrite the values its parent parsed, so one list would lose those.
+    """
     parser.add_argument(
         "--plugin",
         action="append",
         default=[],
+        dest=dest,
         metavar="MODULE_OR_FILE",
         help="load tasks or back-ends from a module or a .py file (repeatable; also HARNESS_PLUGINS)",
     )
@@ -282,6 +304,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from harness.store.results import load_records
 
     verdicts = compare_runs(load_records(args.a), load_records(args.b), times=not args.ignore_times)
+    left_out = {run: sum(v.missing_in == run for v in verdicts) for run in "AB"} if args.common else {}
+    verdicts = [v for v in verdicts if not (args.common and v.missing_in)]
     rows = [
         {
             "task": v.task,
@@ -313,7 +337,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
             else ""
         )
         + (f", {bad} differ" if bad else "")
+        + "".join(f"; {n} not compared (missing in {run})" for run, n in left_out.items() if n)
     )
+    if not verdicts:
+        print("no cell in common: nothing was compared", file=sys.stderr)
+        return 1
     return 1 if bad else 0
 
 
@@ -322,8 +350,15 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line's options; `--plugin` gathered from before and after a study's name."""
     args = _parser().parse_args(argv)
+    args.plugin = [*args.plugin, *getattr(args, "plugin_after_name", [])]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     try:

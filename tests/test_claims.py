@@ -18,6 +18,7 @@ from harness.core.claims import (
     judge,
     judge_cross,
     judge_record,
+    verdict_rows,
 )
 
 REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference" / "records.jsonl"
@@ -214,3 +215,15 @@ def test_a_claim_an_untrained_model_meets_passes_only_when_converged() -> None:
     assert judge(back, _record(metrics)).verdict == "PASS"
     verdict = judge(back, _record(metrics, train_converged=False, train_stopped="budget"))
     assert verdict.verdict == "NOT CONVERGED"
+
+
+def test_a_cell_that_did_not_train_has_no_verdicts() -> None:
+    """A study without training (work-precision, memory-scaling) printed NO RESULT "metric
+    not measured" for every claim of every ok cell (#26); it has no model to judge."""
+    untrained = {"task": "ode", "impl": "i", "seed": 0, "status": "ok", "train_iters": 0}
+    assert judge_record([FIT, KNOWN], untrained) == []
+    assert verdict_rows([untrained], lambda task: (FIT,)) == []
+    assert cross_verdict_rows([untrained, {**untrained, "task": "resnet"}], lambda task: (ACCURATE,)) == []
+    # a failed cell is still a NO RESULT, a trained one is judged
+    assert judge_record([FIT], {**untrained, "status": "failed", "reason": "x"})[0]["verdict"] == "NO RESULT"
+    assert judge_record([FIT], _record({"fit_rmse_relative": 0.01}))[0]["verdict"] == "PASS"

@@ -178,3 +178,32 @@ def test_sigterm_ends_a_run_in_one_line_keeping_finished_cells(tmp_path: Path) -
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive
     assert not list(scratch.glob("harness-cell-*"))
+
+
+def test_progress_off_a_terminal_is_a_line_per_cell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Redirected to a file, a run wrote 17,539 lines of progress bars (#26): off a terminal
+    each finished cell is one line, and bars are left to terminals."""
+    from harness.execution.runner import progress_modes
+
+    cells = plan(
+        "linear_adjoint", "numpy-adjoint", sets={}, seeds=[0, 1], iters=2, device="cpu", dtype="float64"
+    )
+    run_cells(
+        cells, ResultsStore(tmp_path / "run", {}), run_id="r", env={}, repeats=1, memory=False, progress=True,
+        engine=InProcessEngine(),
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.splitlines() == [  # the test engine runs the cells in reverse
+        "[1/2] linear_adjoint / numpy-adjoint (seed 1): ok",
+        "[2/2] linear_adjoint / numpy-adjoint (seed 0): ok",
+    ]
+
+    class Terminal:
+        def isatty(self) -> bool:
+            return True
+
+    assert progress_modes(True, Terminal()) == (True, False)
+    assert progress_modes(True, sys.stderr) == (False, True)
+    assert progress_modes(False, Terminal()) == (False, False)

@@ -142,3 +142,21 @@ def test_compare_command_exit_status(tmp_path: Path, capsys) -> None:
     assert "1 of 1 cells reproduced" in capsys.readouterr().out
     assert cli.main(["compare", str(tmp_path / "a"), str(tmp_path / "c")]) == 1
     assert "loss_init: 6.27 vs 6.3" in capsys.readouterr().out
+
+
+def test_compare_common_cells_only(tmp_path: Path, capsys) -> None:
+    """`compare A B` counted the cells B lacks as differing and exited 1 (#26); `--common`
+    compares the cells both hold and says how many each lacks."""
+    folders = {"a": [_record(), _record(cell_id="c2", impl="jax-checkpoint")], "b": [_record()], "c": []}
+    for name, records in folders.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    a, b, c = (str(tmp_path / name) for name in folders)
+    assert cli.main(["compare", a, b]) == 1
+    assert "1 of 2 cells reproduced, 1 differ" in capsys.readouterr().out
+    assert cli.main(["compare", a, b, "--common"]) == 0
+    assert "1 of 1 cells reproduced; 1 not compared (missing in B)" in capsys.readouterr().out
+    assert cli.main(["compare", b, a, "--common"]) == 0
+    assert "1 not compared (missing in A)" in capsys.readouterr().out
+    assert cli.main(["compare", a, c, "--common"]) == 1
+    assert "no cell in common" in capsys.readouterr().err

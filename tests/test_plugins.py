@@ -190,3 +190,39 @@ def test_example_passes_check_task(isolated: None) -> None:
 
     plugins.load(str(SPIRAL_FILE))
     check_task(registry.get_task("spiral"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["study", "work-precision", "--plugin", "b.py"], ["b.py"]),
+        (["study", "--plugin", "a.py", "work-precision"], ["a.py"]),
+        (["study", "--plugin", "a.py", "work-precision", "--plugin", "b.py"], ["a.py", "b.py"]),
+        (["run", "--task", "spiral", "--plugin", "a.py"], ["a.py"]),
+    ],
+)
+def test_plugin_option_after_a_study_name(argv: list[str], expected: list[str]) -> None:
+    """`study NAME --plugin FILE` was 'unrecognized arguments' (#26); both places count."""
+    from harness.cli import parse
+
+    assert parse(argv).plugin == expected
+
+
+def test_records_name_the_file_that_defined_the_task(isolated: None) -> None:
+    """Records carried no trace of the plugin file that defined a task (#26): each names the
+    task's and the back-end's module, file, SHA-256 and the plugin spec that loaded it."""
+    import hashlib
+
+    from harness.execution.runner import base_record
+    from harness.planning.matrix import plan
+
+    plugins.load(str(SPIRAL_FILE))
+    (cell,) = plan("spiral", "numpy-adjoint", sets={}, seeds=[0], iters=0, device="cpu", dtype="float64")
+    sources = base_record(cell, "run", {})["sources"]
+    assert sources["task"] == {
+        "module": "spiral_plugin.task",
+        "file": str(SPIRAL_FILE),
+        "sha256": hashlib.sha256(SPIRAL_FILE.read_bytes()).hexdigest(),
+        "plugin": str(SPIRAL_FILE),
+    }
+    assert sources["impl"]["module"] == "implementations.numpy_adjoint" and sources["impl"]["plugin"] is None

@@ -366,6 +366,9 @@ def test_reports_open_with_the_claims_verdicts_and_draw_time_to_target(tmp_path:
     assert "KNOWN FAIL" in markdown and "the report's failure is not reproduced" in markdown
     page = (tmp_path / "report.html").read_text()
     assert page.index("Does it reproduce the source?") < page.index("<h2>Results</h2>")
+    # the source, document and test columns wrap, so the verdicts are in view (#26)
+    verdict_table = page[page.index("Does it reproduce the source?") : page.index("<h2>Results</h2>")]
+    assert verdict_table.count('class="text wrap-m"') == 2 * 3 and 'class="text wrap-xs"' in verdict_table
 
 
 def test_every_registered_figure_has_a_caption_and_is_in_the_html(
@@ -473,3 +476,47 @@ def test_user_strings_are_escaped_in_html_and_markdown(tmp_path: Path) -> None:
     assert "<script>" not in page and 'onmouseover="' not in page  # quotes escaped in attributes
     assert "<script>" not in md and "<" not in md.replace("&lt;", "")  # no tag can open in markdown
     assert "&lt;script&gt;" in page and "&lt;script&gt;" in md
+
+
+def test_one_call_shows_no_spread_and_headers_say_what_they_hold() -> None:
+    """`--repeats 1` printed "± 0" as a spread, "train s" did not say it leaves the first
+    call's compilation out, and "to target it/s" held iterations / seconds (#26)."""
+    from harness.reporting.tables import TRAIN_HEADER, format_records
+
+    once = record("lotka_volterra", "numpy-adjoint", repeats=1, time_iqr_s=0.0)
+    often = record("lotka_volterra", "jax-checkpoint", train_iters_to_target=170, train_time_to_target_s=0.5)
+    text = format_records([once, often])
+    assert "2 ± " not in text and "1 ± 0.1" in text
+    assert TRAIN_HEADER in text and "to target (iters, s)" in text and "170, 0.5" in text
+    iqr = html_report.summary_table([once, often])["vg IQR ms"].tolist()
+    assert iqr == ["–", "0.1"]
+
+
+def test_without_memory_the_figures_do_not_describe_memory(tmp_path: Path) -> None:
+    """After `--no-memory`, pareto.png explained marker area as peak memory with a "1 MB"
+    legend marker and the bars caption described RSS panels that were not drawn (#26)."""
+    from harness.reporting.figures import bars, catalog, pareto
+
+    memoryless = ("peak_rss_bytes", "peak_rss_first_call_bytes", "peak_framework_bytes")
+    records = [
+        {k: v for k, v in record("lotka_volterra", impl).items() if k not in memoryless} for impl in IMPLS
+    ]
+    assert pareto.describe(records) == pareto.CAPTION_NO_MEMORY
+    assert "memory" not in bars.describe(records).replace("No memory was measured (--no-memory).", "")
+    assert "RSS" not in bars.describe(records)
+    with_memory = [record("lotka_volterra", impl) for impl in IMPLS]
+    assert (pareto.describe(with_memory), bars.describe(with_memory)) == (pareto.CAPTION, bars.CAPTION)
+    plan = {p.name: p.caption for p in catalog.figure_plan(records, tmp_path, tmp_path)}
+    assert plan["pareto"] == pareto.CAPTION_NO_MEMORY
+    figure = pareto.pareto_figure(records, tmp_path)
+    assert figure is not None and figure.exists()
+
+
+def test_a_backend_keeps_its_colour_whatever_ran_beside_it() -> None:
+    """Colours were assigned in sorted order of the back-ends present, so a back-end's
+    colour changed between runs (#26)."""
+    alone = style.palette(["torch-adjoint", "spiral-solver"])
+    together = style.palette([*style.KNOWN_BACKENDS, "spiral-solver", "another-plugin"])
+    assert alone["torch-adjoint"] == together["torch-adjoint"]
+    assert alone["spiral-solver"] == together["spiral-solver"]
+    assert len(set(together.values())) == len(together), "no two back-ends share a colour"

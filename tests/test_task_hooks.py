@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
+import pytest
 from conftest import backend, problem
 
 from harness.core import registry
@@ -71,3 +73,32 @@ def test_numpy_adjoint_runs_a_loss_with_its_cotangent() -> None:
 
 def test_train_result_info_defaults_empty() -> None:
     assert TrainResult(params={}, loss_history=[], time_s=0.0).info == {}
+
+
+class _FlatObservations(LotkaVolterra):
+    """A plugin author's slip: observations of shape (P, N), the batch axis left out."""
+
+    name = "_flat_observations"
+
+    def make_data(self, seed: int) -> Any:
+        data = super().make_data(seed)
+        return dataclasses.replace(data, y=data.y[:, 0, :])
+
+
+def test_a_cell_names_the_malformed_dataset(monkeypatch: Any) -> None:
+    """A `y` of shape (P, N) failed late in the cell with "cannot reshape array of size 2 into
+    shape (16,2)" (#26); the cell now fails at once with check_task's message."""
+    from harness.execution.build import build_task
+    from harness.planning.matrix import plan
+
+    monkeypatch.setitem(registry.TASKS, _FlatObservations.name, _FlatObservations)
+    (cell,) = plan(
+        _FlatObservations.name, "numpy-adjoint", sets={}, seeds=[0], iters=0, device="cpu", dtype="float64"
+    )
+    with pytest.raises(ValueError, match=r"make_data\(0\): y has shape \(\d+, 2\), expected \(P, B, N\)"):
+        build_task(cell)
+    data = LotkaVolterra().make_data(0)
+    assert data.problems(LotkaVolterra().model) == []
+    assert dataclasses.replace(data, t=data.t[::-1]).problems(LotkaVolterra().model)[0] == (
+        "t must be finite and increasing"
+    )

@@ -42,6 +42,7 @@ __all__ = [
     "judge_cross",
     "judge_record",
     "not_converged_note",
+    "trained",
     "verdict_rows",
 ]
 
@@ -191,6 +192,13 @@ def judge(claim: Claim, record: Mapping[str, Any]) -> Verdict:
     return Verdict(claim.id, "FAIL", measured)
 
 
+def trained(record: Mapping[str, Any]) -> bool:
+    """Whether the claims apply to `record`: a cell that ran without training (a study of
+    gradients or memory, `--iters 0`) has no model to judge, so no verdicts at all, not
+    NO RESULT; a failed or skipped cell is judged (NO RESULT, SKIPPED)."""
+    return record.get("status") != "ok" or "metrics" in record
+
+
 def not_converged_note(record: Mapping[str, Any]) -> str:
     """How far an unconverged training got: evaluations, wall time, what stopped it and the
     convergence criterion's figures."""
@@ -285,7 +293,7 @@ def cross_verdict_rows(
     index = {key(r): r for r in records}
     rows = []
     for record in sorted(records, key=lambda r: (str(r.get("task")), str(r.get("impl")))):
-        for claim in cross_claims_of(str(record.get("task"))):
+        for claim in cross_claims_of(str(record.get("task"))) if trained(record) else ():
             other = index.get((claim.other_task, *key(record)[1:]))
             verdict = judge_cross(claim, record, other)
             rows.append(
@@ -307,7 +315,9 @@ def cross_verdict_rows(
 def judge_record(claims: Iterable[Claim], record: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every claim judged on `record`, as JSON-able dicts (the record's `claims` field), with
     the claim's source, document figure and test, so that a results folder describes its
-    verdicts without the task."""
+    verdicts without the task; none for a cell that did not train (`trained`)."""
+    if not trained(record):
+        return []
     return [
         {
             **judge(claim, record).as_dict(),
@@ -327,7 +337,7 @@ def verdict_rows(
     `claims` are the verdicts at the time of its run)."""
     rows = []
     for record in sorted(records, key=lambda r: (str(r.get("task")), str(r.get("impl")))):
-        claims = {c.id: c for c in claims_of(str(record.get("task")))}
+        claims = {c.id: c for c in claims_of(str(record.get("task")))} if trained(record) else {}
         for claim in claims.values():
             verdict = judge(claim, record).as_dict()
             measured = verdict.get("measured")

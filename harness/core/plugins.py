@@ -31,9 +31,12 @@ Imports nothing of the harness outside `harness.core`.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
+import inspect
 import os
 import sys
 from collections.abc import Iterator, MutableMapping
@@ -50,6 +53,7 @@ __all__ = [
     "entry_point_objects",
     "environment_plugins",
     "load",
+    "source_of",
 ]
 
 #: entry-point group -> what its entry points register
@@ -174,3 +178,23 @@ def entry_point_objects() -> Iterator[tuple[str, str, Any]]:
             except Exception as exc:
                 raise UsageError(f"plugin {label} failed to load: {one_line(exc)}") from None
             yield kind, label, obj
+
+
+@functools.cache
+def source_of(cls: type) -> dict[str, Any]:
+    """Where a task or back-end class came from, for its records: its module, the file and
+    the SHA-256 of the file's bytes (None for a class without a file), and the plugin spec
+    that loaded it (None for the built-in packages and entry points)."""
+    try:
+        path: str | None = os.path.abspath(inspect.getfile(cls))
+    except (TypeError, OSError):
+        path = None
+    digest = None
+    if path is not None:
+        try:
+            digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        except OSError:
+            digest = None
+    module = sys.modules.get(cls.__module__)
+    plugin = next((spec for spec, loaded in _loaded.items() if loaded is module), None)
+    return {"module": cls.__module__, "file": path, "sha256": digest, "plugin": plugin}

@@ -96,6 +96,36 @@ class Dataset:
     def batch(self) -> int:
         return int(self.y0.shape[0])
 
+    def problems(self, model: AbstractModel) -> list[str]:
+        """What breaks the shapes documented above, one message each (none: well formed);
+        `model` is the task's (a `Composite`'s observations are its decoder's outputs)."""
+        t, y, y0 = (np.asarray(a) for a in (self.t, self.y, self.y0))
+        if t.ndim != 1 or not t.size:
+            return [f"t must have shape (P,), not {t.shape}"]
+        if y0.ndim != 2:
+            return [f"y0 must have shape (B, N), not {y0.shape}"]
+        width = int(model.decoder.out_dim) if isinstance(model, Composite) else y0.shape[-1]
+        increasing = np.all(np.isfinite(t)) and np.all(np.diff(t) > 0)
+        found = [] if increasing else ["t must be finite and increasing"]
+        if y.shape != (t.size, y0.shape[0], width):
+            found.append(f"y has shape {y.shape}, expected (P, B, N) = {(t.size, y0.shape[0], width)}")
+        if np.shape(self.y_true) != y.shape:
+            found.append(f"y_true has shape {np.shape(self.y_true)}, expected {y.shape}")
+        if not np.all(np.isfinite(y0)):
+            found.append("y0 must be finite")
+        for side, sign, edge in (("forward", 1.0, t[-1]), ("backward", -1.0, t[0])):
+            times, states = np.asarray(getattr(self, f"t_{side}")), np.asarray(getattr(self, f"y_{side}"))
+            if not times.size:
+                continue
+            if times.ndim != 1 or not np.all(sign * np.diff(times) > 0) or not sign * (times[0] - edge) > 0:
+                order = "after t[-1], increasing" if sign > 0 else "before t[0], decreasing"
+                found.append(f"t_{side} must be 1-D and run {order}")
+            if states.shape != (times.size, *y0.shape):
+                found.append(f"y_{side} has shape {states.shape}, expected {(times.size, *y0.shape)}")
+        if not isinstance(self.truth, Mapping):
+            found.append("truth must be a mapping")
+        return found
+
 
 def mse_loss(pred: Any, obs: Any) -> Any:
     """Mean squared error (2.2) of 000 §2: the squared 2-norm over the state, averaged over

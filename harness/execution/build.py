@@ -15,7 +15,12 @@ __all__ = ["build_cell", "build_task", "build_twin"]
 def build_task(cell: Cell) -> tuple[AbstractTask, Dataset, Params]:
     """The task with its options, its data and initial parameters for the cell's seed."""
     task = registry.get_task(cell["task"])(**cell["task_options"])
-    return task, task.make_data(cell["seed"]), task.init_params(cell["seed"])
+    data = task.make_data(cell["seed"])
+    if not isinstance(data, Dataset):
+        raise TypeError(f"{task.name}.make_data must return a Dataset, not {type(data).__name__}")
+    if problems := data.problems(task.model):
+        raise ValueError(f"{task.name}.make_data({cell['seed']}): " + "; ".join(problems))
+    return task, data, task.init_params(cell["seed"])
 
 
 def build_cell(cell: Cell) -> tuple[AbstractImplementation, Params]:

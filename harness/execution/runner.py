@@ -10,13 +10,14 @@ framework.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from harness.core import registry
+from harness.core import plugins, registry
 from harness.core.claims import judge_record
 from harness.execution.engine import Engine, Job, Outcome
 from harness.execution.measure import FAULT_VARIABLE, measure_cell
@@ -41,6 +42,10 @@ def base_record(cell: Cell, run_id: str, env: Mapping[str, Any]) -> dict[str, An
         "status": "ok",
         "reason": None,
         "env": dict(env),
+        "sources": {
+            "task": plugins.source_of(registry.get_task(cell["task"])),
+            "impl": plugins.source_of(registry.get_implementation(cell["impl"])),
+        },
     }
 
 
@@ -98,6 +103,7 @@ def run_cells(
     The folder's records are read (and validated) before any cell runs; the caller holds
     the folder's lock (`ResultsStore.lock`)."""
     engine = engine or SubprocessEngine(timeout=timeout)
+    bars, lines = progress_modes(progress)
     env = {**env, **engine.describe()}
     done = store.finished_ids()
     retry = store.failed_ids() if retry_failed else set()
@@ -110,7 +116,7 @@ def run_cells(
     for cell in todo:
         started = time.perf_counter()
         record = base_record(cell, run_id, env)
-        job = Job(cell=cell, record=record, repeats=repeats, memory=memory, progress=progress,
+        job = Job(cell=cell, record=record, repeats=repeats, memory=memory, progress=bars,
                   environment=environment)  # fmt: skip
         if reason := skip_reason(cell):
             record.update(status="skipped", reason=reason, cell_time_s=time.perf_counter() - started)
@@ -118,20 +124,42 @@ def run_cells(
         else:
             jobs.append(job)
     engine.check(jobs)  # before anything is written
-    outer = tqdm(total=len(todo), desc="matrix", unit="cell", disable=not progress, position=0)
+    outer = tqdm(total=len(todo), desc="matrix", unit="cell", disable=not bars, position=0)
     for outcome in skipped:
         records.append(_finish(outcome, store, cell_id(outcome.job.cell) in retry))
         outer.update(1)
+        _log_line(lines, len(records), len(todo), records[-1])
     for outcome in engine.run(jobs):
         cell = outcome.job.cell
         outer.set_postfix_str(f"{cell['task']} / {cell['impl']} done")
         _timing_of(outcome.record)
         records.append(_finish(outcome, store, cell_id(cell) in retry))
         outer.update(1)
+        _log_line(lines, len(records), len(todo), records[-1])
     outer.close()
     if timing == "serial":
         timing_pass(planned, store, engine, repeats=repeats, progress=progress, environment=environment)
     return records
+
+
+def progress_modes(progress: bool, stream: Any = None) -> tuple[bool, bool]:
+    """(bars, lines): progress bars on a terminal, a line per finished cell otherwise (a
+    log file or a pipe would hold every redraw of every bar), neither without `progress`."""
+    if not progress:
+        return False, False
+    tty = bool(getattr(stream or sys.stderr, "isatty", lambda: False)())
+    return tty, not tty
+
+
+def _log_line(enabled: bool, done: int, total: int, record: Mapping[str, Any]) -> None:
+    """`[3/12] task / back-end (seed 0): ok, 12.3 s` (or the failure's reason) on stderr."""
+    if not enabled:
+        return
+    seconds = record.get("cell_time_s")
+    took = f", {seconds:.1f} s" if isinstance(seconds, int | float) else ""
+    why = f": {record.get('reason')}" if record.get("status") != "ok" and record.get("reason") else ""
+    cell = f"{record['task']} / {record['impl']} (seed {record.get('seed')})"
+    print(f"[{done}/{total}] {cell}: {record['status']}{took}{why}", file=sys.stderr, flush=True)
 
 
 def timing_pass(
@@ -158,7 +186,10 @@ def timing_pass(
         Job(planned[r["cell_id"]], r, repeats, memory=False, stages="timing", environment=environment)
         for r in pending
     ]
-    bar = tqdm(total=len(jobs), desc="timing, one cell at a time", unit="cell", disable=not progress)
+    bars, lines = progress_modes(progress)
+    if lines:
+        print(f"timing {len(jobs)} cells again, one at a time", file=sys.stderr, flush=True)
+    bar = tqdm(total=len(jobs), desc="timing, one cell at a time", unit="cell", disable=not bars)
     done = 0
     for outcome in engine.run(jobs, one_at_a_time=True):
         record = outcome.record

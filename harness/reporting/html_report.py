@@ -51,7 +51,7 @@ SUMMARY_COLUMNS = (
     ("peak_framework_bytes", "framework MB", 1e-6),
     ("loss_init", "loss init", None),
     ("train_loss_final", "loss final", None),
-    ("train_time_s", "train s", None),
+    ("train_time_s", "train s (warm)", None),
 )
 
 CSS = """
@@ -65,6 +65,8 @@ th, td { padding: 0.25em 0.6em; border-bottom: 1px solid #e3e3e3; text-align: ri
 th { background: #f3f3f3; white-space: normal; vertical-align: bottom; min-width: 4em; }
 td:first-child, th:first-child, td.text, th.text { text-align: left; }
 tr:hover td { background: #fafafa; }
+td.wrap-xs, td.wrap-s, td.wrap-m { white-space: normal; overflow-wrap: anywhere; }
+td.wrap-xs { min-width: 5em; max-width: 7em; } td.wrap-s { max-width: 9em; } td.wrap-m { max-width: 13em; }
 .status-ok { color: #1a7f37; } .status-failed { color: #cf222e; font-weight: bold; }
 .status-skipped { color: #9a6700; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
@@ -143,6 +145,9 @@ def summary_table(records: Sequence[Record]) -> Any:
         if scale is not None:
             numeric: Any = pd.to_numeric(column, errors="coerce")
             column = numeric * scale
+        if field == "time_iqr_s" and "repeats" in frame:  # one call has no spread
+            repeats: Any = pd.to_numeric(frame["repeats"], errors="coerce")
+            column = column.where(repeats > 1)
         table[header] = [_number(v) for v in column]
         if field == "impl":
             for name, values in varying_params(records).items():
@@ -165,8 +170,13 @@ def metrics_tables(records: Sequence[Record]) -> list[Any]:
 # --------------------------------------------------------------------------- HTML
 
 
-def _html_table(frame: Any, text_columns: Sequence[str] = ("task", "back-end", "status")) -> str:
-    """A DataFrame of strings as an HTML table (escaped), status cells coloured."""
+def _html_table(
+    frame: Any,
+    text_columns: Sequence[str] = ("task", "back-end", "status"),
+    wrap: Mapping[str, str] | None = None,
+) -> str:
+    """A DataFrame of strings as an HTML table (escaped), status cells coloured; the
+    columns of `wrap` wrap their text, each in the CSS class it names (its width)."""
     head = "".join(
         f'<th class="{"text" if c in text_columns else ""}">{_breakable(str(c))}</th>' for c in frame.columns
     )
@@ -175,6 +185,8 @@ def _html_table(frame: Any, text_columns: Sequence[str] = ("task", "back-end", "
         cells = []
         for column, value in row.items():
             classes = ["text"] if column in text_columns else []
+            if wrap and column in wrap:
+                classes.append(wrap[column])
             if column == "status":
                 classes.append(html.escape(f"status-{value}"))
             cells.append(f'<td class="{" ".join(classes)}">{html.escape(str(value))}</td>')
@@ -391,7 +403,12 @@ def _reproduction_html(verdicts: Verdicts) -> list[str]:
     return [
         "<h2>Does it reproduce the source?</h2>",
         f"<p>{html.escape(REPRODUCTION_NOTE)}</p>",
-        _html_table(pd.DataFrame(rows), text_columns=("task", "claim", "source", "document", "test", *impls)),
+        _html_table(
+            pd.DataFrame(rows),
+            text_columns=("task", "claim", "source", "document", "test", *impls),
+            wrap={"claim": "wrap-s", "source": "wrap-s", "document": "wrap-m", "test": "wrap-m"}
+            | {impl: "wrap-xs" for impl in impls},  # the verdicts in view at 1400 px
+        ),
         f"<ul>{notes}</ul>" if notes else "",
     ]
 

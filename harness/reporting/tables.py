@@ -41,6 +41,9 @@ def _options(rec: Mapping[str, Any], keys: Sequence[str]) -> str:
     return " ".join(f"{k}={params[k]}" for k in keys if k in params)
 
 
+#: training's wall time after the back-end's first call (its JIT compilation is `first call s`)
+TRAIN_HEADER = "train s (warm)"
+
 #: the mark of a time taken while other cells ran (see `concurrency_note`)
 CONCURRENT_MARK = " *"
 
@@ -72,7 +75,10 @@ def concurrency_note(records: Sequence[Mapping[str, Any]]) -> str | None:
 def _row(rec: Mapping[str, Any], keys: Sequence[str] = ()) -> dict[str, str]:
     nfe = "-" if rec.get("nfe_forward") is None else f"{rec['nfe_forward']}/{rec['nfe_backward']}"
     median, iqr = rec.get("time_median_s"), rec.get("time_iqr_s")
-    steady = "-" if median is None else f"{median * 1e3:.3g}" + ("" if iqr is None else f" ± {iqr * 1e3:.2g}")
+    spread = (
+        "" if iqr is None or int(rec.get("repeats") or 0) < 2 else f" ± {iqr * 1e3:.2g}"
+    )  # one call: none
+    steady = "-" if median is None else f"{median * 1e3:.3g}{spread}"
     timed_together = rec.get("timing") == "concurrent"
     trained_together = concurrency(rec) > 1
     row = {"task": rec["task"], "impl": rec["impl"]}
@@ -90,8 +96,8 @@ def _row(rec: Mapping[str, Any], keys: Sequence[str] = ()) -> dict[str, str]:
         "framework MB": _num(rec.get("peak_framework_bytes"), ".3f", 1e-6),
         "loss init": _num(rec.get("loss_init"), ".3g"),
         "loss final": _num(rec.get("train_loss_final"), ".3g"),
-        "train s": _mark(_num(rec.get("train_time_s"), ".3g"), trained_together),
-        "to target it/s": _mark(_to_target(rec), trained_together),
+        TRAIN_HEADER: _mark(_num(rec.get("train_time_s"), ".3g"), trained_together),
+        "to target (iters, s)": _mark(_to_target(rec), trained_together),
         "stopped": rec.get("train_stopped") or "-",
     }
 
@@ -99,7 +105,7 @@ def _row(rec: Mapping[str, Any], keys: Sequence[str] = ()) -> dict[str, str]:
 def _to_target(rec: Mapping[str, Any]) -> str:
     """Iterations and wall seconds to the training target, `-` when it was not reached."""
     iters, secs = rec.get("train_iters_to_target"), rec.get("train_time_to_target_s")
-    return "-" if iters is None or secs is None else f"{iters}/{secs:.3g}"
+    return "-" if iters is None or secs is None else f"{iters}, {secs:.3g}"
 
 
 #: claim declarations passed in by a caller: task name -> the task's claims as declared now

@@ -67,6 +67,8 @@ class Verdict:
     differences: list[str]
     #: why some fields were not compared (training stopped by its wall-clock budget)
     note: str | None = None
+    #: "A" or "B": the run that lacks this cell (nothing was compared)
+    missing_in: str | None = None
 
     @property
     def label(self) -> str:
@@ -193,8 +195,18 @@ def compare_runs(
         if rec is None or other is None:
             only = rec if rec is not None else other
             assert only is not None  # _pair never yields two Nones
-            where = "missing in B" if other is None else "missing in A"
-            verdicts.append(Verdict(str(only.get("cell_id")), only["task"], only["impl"], False, [where]))
+            where = "B" if other is None else "A"
+            verdicts.append(
+                Verdict(
+                    str(only.get("cell_id")),
+                    only["task"],
+                    only["impl"],
+                    False,
+                    [f"missing in {where}"],
+                    None,
+                    where,
+                )
+            )
             continue
         diffs = _param_differences(rec, other)
         if rec["status"] != other["status"]:

@@ -89,6 +89,7 @@ RECORD_FIELDS = (
     "metrics",
     "claims",
     "env",
+    "sources",
     "cell_time_s",
     "execution",
     "timing",
@@ -329,6 +330,7 @@ def records_frame(records: Iterable[Mapping[str, Any]]) -> Any:
             "resolved_params",
             "metrics",
             "env",
+            "sources",
             "train_loss_history",
             "train_time_history",
             "claims",
@@ -337,6 +339,12 @@ def records_frame(records: Iterable[Mapping[str, Any]]) -> Any:
         )
         row = {k: v for k, v in rec.items() if k not in skip}
         row.update({f"param.{k}": v for k, v in (rec.get("params") or {}).items()})
+        for kind, where in (rec.get("sources") or {}).items():  # the file and its hash
+            row.update(
+                {f"source.{kind}.{k}": where.get(k) for k in ("file", "sha256")}
+                if isinstance(where, dict)
+                else {}
+            )
         row.update({f"claim.{v['claim']}": v["verdict"] for v in rec.get("claims") or []})
         row.update({f"metric.{k}": v for k, v in (rec.get("metrics") or {}).items()})
         how = rec.get("execution") or {}

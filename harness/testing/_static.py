@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.claims import Claim
-from harness.core.models import Composite, Params
+from harness.core.models import Params
 from harness.core.protocols import TRAIN_BASE, AbstractTask, Dataset
 
 __all__ = [
@@ -195,39 +195,8 @@ def check_data(task: AbstractTask, fail: Fail) -> Dataset:
             _same(getattr(data, field), getattr(again, field)),
             f"make_data(0) is not deterministic: `{field}` differs between two calls",
         )
-    t, y, y0 = (np.asarray(a) for a in (data.t, data.y, data.y0))
-    fail("data", t.ndim == 1 and t.size >= 1, f"t must have shape (P,), not {t.shape}")
-    fail("data", bool(np.all(np.isfinite(t)) and np.all(np.diff(t) > 0)), "t must be finite and increasing")
-    fail("data", y0.ndim == 2, f"y0 must have shape (B, N), not {y0.shape}")
-    model = task.model  # a Composite's observations are its decoder's outputs
-    width = model.decoder.out_dim if isinstance(model, Composite) else y0.shape[-1]
-    fail(
-        "data",
-        y.shape == (t.size, y0.shape[0], width),
-        f"y has shape {y.shape}, expected (P, B, N) = {(t.size, y0.shape[0], width)}",
-    )
-    fail(
-        "data",
-        np.shape(data.y_true) == y.shape,
-        f"y_true has shape {np.shape(data.y_true)}, expected {y.shape}",
-    )
-    fail("data", bool(np.all(np.isfinite(y0))), "y0 must be finite")
-    for side, sign, edge in (("forward", 1.0, t[-1]), ("backward", -1.0, t[0])):
-        times, states = np.asarray(getattr(data, f"t_{side}")), np.asarray(getattr(data, f"y_{side}"))
-        if not times.size:
-            continue
-        fail(
-            "data",
-            times.ndim == 1 and bool(np.all(sign * np.diff(times) > 0)) and sign * (times[0] - edge) > 0,
-            f"t_{side} must be 1-D and run "
-            + ("after t[-1], increasing" if sign > 0 else "before t[0], decreasing"),
-        )
-        fail(
-            "data",
-            states.shape == (times.size, *y0.shape),
-            f"y_{side} has shape {states.shape}, expected {(times.size, *y0.shape)}",
-        )
-    fail("data", isinstance(data.truth, Mapping), "truth must be a mapping")
+    for problem in data.problems(task.model):
+        fail("data", False, problem)
     return data
 
 

@@ -11,7 +11,7 @@ from harness.reporting.figures.catalog import FigureInput, FigureSpec, register
 from harness.reporting.figures.records import GroupKey, Record, summary_frame, unique
 from harness.reporting.figures.style import group_colours, palette, save_figure, style
 
-__all__ = ["BAR_PANELS", "CAPTION", "bars_figure"]
+__all__ = ["BAR_PANELS", "CAPTION", "bars_figure", "describe"]
 
 CAPTION = (
     "Per task and back-end: steady-state value-and-grad time (median, error bar: "
@@ -19,6 +19,15 @@ CAPTION = (
     "process, over the baseline), framework-level peak memory, and the gradient's relative "
     "error against the reference; log scales; '0' marks a zero reading."
 )
+
+#: what each panel shows, for the caption of the panels drawn
+_PANEL_WORDS = {
+    "time_median_s": "steady-state value-and-grad time (median, error bar: interquartile range)",
+    "peak_rss_bytes": "peak RSS of a steady-state call (isolated process, over the baseline)",
+    "peak_rss_first_call_bytes": "peak RSS of the first call",
+    "peak_framework_bytes": "framework-level peak memory",
+    "grad_rel_error": "the gradient's relative error against the reference",
+}
 
 #: (column, axis label, scale to the axis unit) of the bar panels
 BAR_PANELS = (
@@ -92,6 +101,22 @@ def _bar_limits(frame: Any, column: str, scale: float) -> tuple[float, float]:
     return floor, top * 20
 
 
+def _panels(frame: Any) -> list[tuple[str, str, float]]:
+    """The panels with data: a column no record measured (memory after `--no-memory`) has none."""
+    return [p for p in BAR_PANELS if frame[p[0]].notna().any()]
+
+
+def describe(records: Sequence[Record]) -> str:
+    """The caption of the panels drawn from `records` (`CAPTION` when all are)."""
+    frame = summary_frame(records)
+    panels = [] if frame.empty else [column for column, _, _ in _panels(frame)]
+    if len(panels) == len(BAR_PANELS):
+        return CAPTION
+    memory = "" if any("bytes" in c for c in panels) else " No memory was measured (--no-memory)."
+    shown = ", ".join(_PANEL_WORDS[c] for c in panels)
+    return f"Per task and back-end: {shown}; log scales; '0' marks a zero reading.{memory}"
+
+
 def bars_figure(records: Sequence[Record], out_dir: Path) -> Path | None:
     """One row of panels per task, one bar per back-end: steady-state value-and-grad time
     (median, IQR error bar), peak RSS (steady state and first call, isolated process),
@@ -101,7 +126,7 @@ def bars_figure(records: Sequence[Record], out_dir: Path) -> Path | None:
     frame = summary_frame(records)
     if frame.empty:
         return None
-    panels = [p for p in BAR_PANELS if frame[p[0]].notna().any()]
+    panels = _panels(frame)
     if not panels:
         return None
     colours = group_colours(list(frame["key"]), palette(r["impl"] for r in records))
@@ -141,4 +166,4 @@ def _draw(data: FigureInput) -> Path | None:
     return bars_figure(data.records, data.out_dir)
 
 
-register(FigureSpec("bars", CAPTION, _draw, order=20))
+register(FigureSpec("bars", CAPTION, _draw, order=20, describe=describe))

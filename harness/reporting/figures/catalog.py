@@ -44,6 +44,8 @@ class FigureSpec:
     - `per_task`: drawn once per task of the folder rather than once.
     - `order`: place in the report (lower first), among the per-task figures of a task
       or among the figures of the whole folder; registration order breaks ties.
+    - `describe`: the caption for the records at hand, when what the figure shows depends
+      on what was measured (no memory panels after `--no-memory`); default `caption`.
     """
 
     name: str
@@ -51,6 +53,11 @@ class FigureSpec:
     draw: Draw
     per_task: bool = False
     order: float = 100.0
+    describe: Callable[[Sequence[Record]], str] | None = None
+
+    def caption_for(self, records: Sequence[Record]) -> str:
+        """The caption of the figure drawn from `records`."""
+        return self.describe(records) if self.describe is not None else self.caption
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,10 +84,10 @@ def register(spec: FigureSpec) -> FigureSpec:
 
 
 def _planned(spec: FigureSpec, data: FigureInput) -> PlannedFigure:
+    caption = spec.caption_for(data.records)
     if spec.per_task:
-        name, caption = f"{spec.name}-{data.task}", f"{data.task}: {spec.caption}"
-        return PlannedFigure(name, caption, lambda: spec.draw(data))
-    return PlannedFigure(spec.name, spec.caption, lambda: spec.draw(data))
+        return PlannedFigure(f"{spec.name}-{data.task}", f"{data.task}: {caption}", lambda: spec.draw(data))
+    return PlannedFigure(spec.name, caption, lambda: spec.draw(data))
 
 
 def figure_plan(records: Sequence[Record], run_dir: Path, out_dir: Path) -> list[PlannedFigure]:

@@ -21,7 +21,7 @@ from harness.reporting.figures.style import (
     style,
 )
 
-__all__ = ["CAPTION", "pareto_figure"]
+__all__ = ["CAPTION", "CAPTION_NO_MEMORY", "describe", "pareto_figure"]
 
 CAPTION = (
     "Accuracy, time and memory together: gradient relative error against steady-state time, "
@@ -29,6 +29,27 @@ CAPTION = (
     "back-end (lighter shades: other settings of the same back-end). The grey staircase is "
     "the time-error Pareto front."
 )
+#: the caption when no memory was measured (`--no-memory`): every marker the same size
+CAPTION_NO_MEMORY = (
+    "Accuracy and time together: gradient relative error against steady-state time, one "
+    "colour per back-end (lighter shades: other settings of the same back-end); no memory "
+    "was measured, so every marker has the same size. The grey staircase is the time-error "
+    "Pareto front."
+)
+
+
+def _memory_mb(frame: Any) -> Any:
+    """Framework-level peak memory in MB, RSS where that is missing, 0 when neither is."""
+    memory = frame["peak_framework_bytes"].where(
+        frame["peak_framework_bytes"].notna(), frame["peak_rss_bytes"]
+    )
+    return memory.astype(float).fillna(0.0) * 1e-6
+
+
+def describe(records: Sequence[Record]) -> str:
+    """`CAPTION`, or `CAPTION_NO_MEMORY` when no record holds a memory reading."""
+    frame = summary_frame(records)
+    return CAPTION if not frame.empty and bool((_memory_mb(frame) > 0).any()) else CAPTION_NO_MEMORY
 
 
 def _marker_areas(memory_mb: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -86,10 +107,7 @@ def pareto_figure(records: Sequence[Record], out_dir: Path) -> Path | None:
     frame = frame[(frame["time_median_s"] > 0) & (frame["grad_rel_error"] > 0)].copy()
     if frame.empty:
         return None
-    memory = frame["peak_framework_bytes"].where(
-        frame["peak_framework_bytes"].notna(), frame["peak_rss_bytes"]
-    )
-    frame["memory_mb"] = memory.astype(float).fillna(0.0) * 1e-6
+    frame["memory_mb"] = _memory_mb(frame)
     positive = frame["memory_mb"][frame["memory_mb"] > 0]
     lo, hi = (float(positive.min()), float(positive.max())) if len(positive) else (1.0, 1.0)
     base = palette(r["impl"] for r in records)
@@ -116,9 +134,15 @@ def pareto_figure(records: Sequence[Record], out_dir: Path) -> Path | None:
             ax.set_xlabel("value-and-grad time, s (median)")
             ax.set_ylabel("gradient relative error")
         handles, names = _label_handles(frame, base, marker="o", ms=8)
-        size_handles, size_names = _size_handles(lo, hi)
-        legend_below(fig, handles + size_handles, names + size_names)
-        fig.suptitle("Accuracy, time and memory (marker area: peak memory, log scale)")
+        if len(positive):
+            size_handles, size_names = _size_handles(lo, hi)
+            handles, names = handles + size_handles, names + size_names
+        legend_below(fig, handles, names)
+        fig.suptitle(
+            "Accuracy, time and memory (marker area: peak memory, log scale)"
+            if len(positive)
+            else "Accuracy and time (no memory measured)"
+        )
         return save_figure(fig, Path(out_dir) / "pareto.png")
 
 
@@ -126,4 +150,4 @@ def _draw(data: FigureInput) -> Path | None:
     return pareto_figure(data.records, data.out_dir)
 
 
-register(FigureSpec("pareto", CAPTION, _draw, order=50))
+register(FigureSpec("pareto", CAPTION, _draw, order=50, describe=describe))

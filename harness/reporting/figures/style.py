@@ -38,13 +38,40 @@ def style() -> Iterator[None]:
         yield
 
 
+#: the built-in back-ends, each with its own colour of seaborn's colour-blind palette, so a
+#: back-end has the same colour in every report whatever else ran beside it
+KNOWN_BACKENDS = (
+    "jax-checkpoint",
+    "numpy-adjoint",
+    "rk4-unrolled",
+    "torch-adjoint",
+    "torch-direct",
+    "jax-backsolve",
+)
+
+
 def palette(impls: Iterable[str]) -> dict[str, Any]:
-    """One colour per back-end, the same in every figure of a report (sorted names)."""
+    """One colour per back-end, the same in every figure and every report: a built-in
+    back-end's is fixed (`KNOWN_BACKENDS`), another's (a plugin's) is picked from a second
+    palette by a hash of its name, the next free one when two would collide."""
+    import hashlib
+
     import seaborn as sns
 
-    names = sorted(set(impls))
-    colours = sns.color_palette("colorblind" if len(names) <= 10 else "husl", max(len(names), 1))
-    return dict(zip(names, colours, strict=False))
+    fixed = sns.color_palette("colorblind", 10)
+    others = sns.color_palette("husl", 16)
+    colours: dict[str, Any] = {}
+    taken: set[int] = set()
+    for name in sorted(set(impls)):
+        if name in KNOWN_BACKENDS:
+            colours[name] = fixed[KNOWN_BACKENDS.index(name)]
+            continue
+        slot = int(hashlib.sha256(name.encode()).hexdigest(), 16) % len(others)
+        while slot in taken and len(taken) < len(others):
+            slot = (slot + 1) % len(others)
+        taken.add(slot)
+        colours[name] = others[slot]
+    return colours
 
 
 def _shade(colour: Any, index: int, count: int) -> tuple[float, float, float]:
