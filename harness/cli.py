@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import signal
 import sys
 import threading
@@ -51,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("directory", type=Path)
     report.add_argument("--format", default="table", choices=("table", "csv", "json"))
     report.add_argument("--no-figures", action="store_true", help="print the table only")
+    report.add_argument(
+        "--target",
+        type=float,
+        default=None,
+        metavar="LOSS",
+        help="time and evaluations to this training loss, from the stored histories (table and "
+        "time-to-target figures in DIR/figures/target-LOSS/; the folder's report is left as it is)",
+    )
     compare = sub.add_parser("compare", help="does results folder B reproduce A? (exit 1 if not)")
     compare.add_argument("a", type=Path)
     compare.add_argument("b", type=Path)
@@ -281,6 +290,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.store.results import load_records
 
     records = load_records(args.directory)
+    if args.target is not None:
+        return _report_at_target(args, records)
     # the claims as declared now re-judge the folder's verdicts (reporting imports no registry)
     registry.discover()
     tasks = registry.TASKS.items()
@@ -294,6 +305,37 @@ def cmd_report(args: argparse.Namespace) -> int:
         written = write_report(args.directory, records, verdicts)
         if written:
             print(f"\nreport: {written}")
+    return 0
+
+
+def _report_at_target(args: argparse.Namespace, records: list[dict]) -> int:
+    """`report DIR --target LOSS`: the table with time and evaluations to LOSS recomputed
+    from the stored histories, and the time-to-target figures for it."""
+    import math
+
+    from harness.reporting.retarget import at_target
+    from harness.reporting.tables import format_records
+
+    if not (math.isfinite(args.target) and args.target > 0):
+        raise UsageError(f"--target must be a positive training loss, not {args.target}")
+    records = at_target(records, args.target)
+    print(format_records(records, args.format, verdicts=False))
+    if args.format != "table" or args.no_figures or importlib.util.find_spec("matplotlib") is None:
+        return 0
+    from harness.reporting.figures.time_to_target import time_to_target_figure
+
+    out = args.directory / "figures" / f"target-{args.target:g}"
+    try:
+        drawn = [
+            time_to_target_figure(records, out, task) for task in dict.fromkeys(r["task"] for r in records)
+        ]
+    except OSError as exc:
+        raise UsageError(f"cannot write the figures into '{out}': {exc.strerror or exc}") from None
+    written = [str(p) for p in drawn if p is not None]
+    print(
+        f"\ntime to loss {args.target:g}: "
+        + (", ".join(written) if written else "no training history to draw")
+    )
     return 0
 
 

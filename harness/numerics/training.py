@@ -58,10 +58,14 @@ class TrainingMonitor:
     #: whether a loss can reach the target (off while continuum learning trains on a
     #: shorter window, whose loss is over fewer points)
     armed: bool = True
+    #: the index of the first evaluation whose loss could reach the target
+    armed_from: int | None = None
 
     def __call__(self, i: int, loss: float) -> bool:
         elapsed = time.perf_counter() - self.start
         self.times.append(elapsed)
+        if self.armed and self.armed_from is None:
+            self.armed_from = len(self.times) - 1
         if self.on_step is not None:
             self.on_step(i, loss)
         reached = self.armed and self.target > 0 and math.isfinite(loss) and loss <= self.target
@@ -83,6 +87,7 @@ class TrainingMonitor:
             "train_evals": len(self.times),
             "train_iters_to_target": self.iters_to_target,
             "train_time_to_target_s": self.time_to_target_s,
+            "train_target_from": self.armed_from,
             "train_wall_s": time.perf_counter() - self.start,
             "train_time_history": list(self.times),
         }

@@ -15,7 +15,6 @@ import html
 import importlib.util
 import json
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,10 @@ from typing import Any
 
 from harness.core.errors import one_line
 from harness.reporting import figures
+from harness.reporting.answer import answer_html, answer_lines
+from harness.reporting.html_parts import CSS, cell_number, html_table
 from harness.reporting.params import varying_params
+from harness.reporting.retarget import step_time_s
 from harness.reporting.tables import ClaimsByTask, Verdicts, format_records, metrics_by_task, text_metrics
 from harness.store.atomic import write_text_atomic
 from harness.store.results import load_records, records_frame
@@ -52,28 +54,8 @@ SUMMARY_COLUMNS = (
     ("loss_init", "loss init", None),
     ("train_loss_final", "loss final", None),
     ("train_time_s", "train s (warm)", None),
+    ("train_step_s", "train step ms", 1e3),
 )
-
-CSS = """
-body { font-family: system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif;
-       margin: 2em auto; max-width: 1500px; padding: 0 1.5em; color: #222; line-height: 1.45; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; }
-.meta { color: #555; }
-.table-wrap { overflow-x: auto; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 0.6em 0; }
-th, td { padding: 0.25em 0.6em; border-bottom: 1px solid #e3e3e3; text-align: right; white-space: nowrap; }
-th { background: #f3f3f3; white-space: normal; vertical-align: bottom; min-width: 4em; }
-td:first-child, th:first-child, td.text, th.text { text-align: left; }
-tr:hover td { background: #fafafa; }
-td.wrap-xs, td.wrap-s, td.wrap-m { white-space: normal; overflow-wrap: anywhere; }
-td.wrap-xs { min-width: 5em; max-width: 7em; } td.wrap-s { max-width: 9em; } td.wrap-m { max-width: 13em; }
-.status-ok { color: #1a7f37; } .status-failed { color: #cf222e; font-weight: bold; }
-.status-skipped { color: #9a6700; }
-figure { margin: 1.5em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption { font-size: 0.9em; color: #444; max-width: 1100px; }
-ul.problems li { color: #cf222e; }
-code { background: #f3f3f3; padding: 0 0.25em; }
-"""
 
 
 @dataclass
@@ -120,23 +102,13 @@ def build_figures(records: Sequence[Record], directory: Path) -> list[FigureResu
 # --------------------------------------------------------------------------- numbers
 
 
-def _number(value: Any) -> str:
-    """A table cell: 3 significant digits, whole numbers in full, '–' for missing."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    if float(value).is_integer() and abs(value) < 1e7:
-        return str(int(value))
-    return f"{value:.3g}"
-
-
 def summary_table(records: Sequence[Record]) -> Any:
     """The HTML summary as a DataFrame of strings: one row per record, units in headers;
     the parameters that vary between records follow the back-end."""
     import pandas as pd
 
     frame = records_frame(records)
+    frame["train_step_s"] = [step_time_s(r) for r in records]  # from the stored time history
     table = pd.DataFrame(index=frame.index)
     for field, header, scale in SUMMARY_COLUMNS:
         if field not in frame:
@@ -148,10 +120,10 @@ def summary_table(records: Sequence[Record]) -> Any:
         if field == "time_iqr_s" and "repeats" in frame:  # one call has no spread
             repeats: Any = pd.to_numeric(frame["repeats"], errors="coerce")
             column = column.where(repeats > 1)
-        table[header] = [_number(v) for v in column]
+        table[header] = [cell_number(v) for v in column]
         if field == "impl":
             for name, values in varying_params(records).items():
-                table[name] = [_number(v) for v in values]
+                table[name] = [cell_number(v) for v in values]
     if "seed" in table and frame["seed"].nunique(dropna=False) <= 1:
         table = table.drop(columns="seed")
     return table
@@ -162,42 +134,16 @@ def metrics_tables(records: Sequence[Record]) -> list[Any]:
     import pandas as pd
 
     def row(r: Record, keys: list[str]) -> dict[str, str]:
-        return {"task": r["task"], "back-end": r["impl"], **{k: _number(r["metrics"].get(k)) for k in keys}}
+        return {
+            "task": r["task"],
+            "back-end": r["impl"],
+            **{k: cell_number(r["metrics"].get(k)) for k in keys},
+        }
 
     return [pd.DataFrame([row(r, keys) for r in rows]) for _, rows, keys in metrics_by_task(records)]
 
 
 # --------------------------------------------------------------------------- HTML
-
-
-def _html_table(
-    frame: Any,
-    text_columns: Sequence[str] = ("task", "back-end", "status"),
-    wrap: Mapping[str, str] | None = None,
-) -> str:
-    """A DataFrame of strings as an HTML table (escaped), status cells coloured; the
-    columns of `wrap` wrap their text, each in the CSS class it names (its width)."""
-    head = "".join(
-        f'<th class="{"text" if c in text_columns else ""}">{_breakable(str(c))}</th>' for c in frame.columns
-    )
-    rows = []
-    for _, row in frame.iterrows():
-        cells = []
-        for column, value in row.items():
-            classes = ["text"] if column in text_columns else []
-            if wrap and column in wrap:
-                classes.append(wrap[column])
-            if column == "status":
-                classes.append(html.escape(f"status-{value}"))
-            cells.append(f'<td class="{" ".join(classes)}">{html.escape(str(value))}</td>')
-        rows.append(f"<tr>{''.join(cells)}</tr>")
-    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    return f'<div class="table-wrap">{table}</div>'
-
-
-def _breakable(name: str) -> str:
-    """An escaped header that may wrap after underscores (metric names are long)."""
-    return html.escape(name).replace("_", "_<wbr>")
 
 
 def _data_uri(path: Path) -> str:
@@ -312,16 +258,17 @@ def render_html(
         f'<p class="meta">{html.escape(_counts(records))}. '
         f"Folder <code>{html.escape(str(directory))}</code>.</p>",
         *_reproduction_html(verdicts),
+        *answer_html(records),
         *_study_claims_html(directory),
         "<h2>Results</h2>",
         "<p>One row per cell (task, back-end, seed, options). vg = value-and-grad call; RSS over the "
         "baseline in an isolated process; framework = the framework's own figure.</p>",
-        _html_table(summary_table(records)),
+        html_table(summary_table(records)),
     ]
     if metrics:
         sections += [
             "<h3>Metrics after training (task metrics; RMSEs against the noise-free truth)</h3>",
-            *[_html_table(table) for table in metrics],
+            *[html_table(table) for table in metrics],
         ]
     if found:
         items = "".join(f"<li>{html.escape(line[2:])}</li>" for line in found)
@@ -329,7 +276,7 @@ def render_html(
     if exponents:
         sections += [
             "<h3>Memory exponents k (memory ~ t1^k)</h3>",
-            _html_table(pd.DataFrame(exponents).fillna("–")),
+            html_table(pd.DataFrame(exponents).fillna("–")),
         ]
     sections += ["<h2>Failed and skipped cells</h2>", _problems_html(records)]
     sections += ["<h2>Figures</h2>", _figures_html(results)]
@@ -388,7 +335,7 @@ def _study_claims_html(directory: Path) -> list[str]:
     return [
         "<h2>Claims about the methods</h2>",
         f"<p>{html.escape(STUDY_CLAIMS_NOTE)}</p>",
-        _html_table(pd.DataFrame(rows), text_columns=_STUDY_CLAIM_COLUMNS),
+        html_table(pd.DataFrame(rows), text_columns=_STUDY_CLAIM_COLUMNS),
     ]
 
 
@@ -403,7 +350,7 @@ def _reproduction_html(verdicts: Verdicts) -> list[str]:
     return [
         "<h2>Does it reproduce the source?</h2>",
         f"<p>{html.escape(REPRODUCTION_NOTE)}</p>",
-        _html_table(
+        html_table(
             pd.DataFrame(rows),
             text_columns=("task", "claim", "source", "document", "test", *impls),
             wrap={"claim": "wrap-s", "source": "wrap-s", "document": "wrap-m", "test": "wrap-m"}
@@ -435,6 +382,8 @@ def render_markdown(
         notes = verdicts.notes()
         lines += ["## Does it reproduce the source?", "", REPRODUCTION_NOTE, "", table, ""]
         lines += [*notes, ""] if notes else []
+    if answer := answer_lines(records):
+        lines += ["## Which back-end?", "", *answer[1:], ""]
     if rows := study_claims(directory):
         from tabulate import tabulate
 

@@ -16,7 +16,9 @@ from tabulate import tabulate
 
 from harness.core.claims import Claim, CrossClaim, cross_verdict_rows, verdict_rows
 from harness.core.claims import format_value as format_measured
+from harness.reporting.answer import answer_lines
 from harness.reporting.params import effective_params, varying_params
+from harness.reporting.retarget import step_time_s
 
 __all__ = [
     "ClaimsByTask",
@@ -97,6 +99,7 @@ def _row(rec: Mapping[str, Any], keys: Sequence[str] = ()) -> dict[str, str]:
         "loss init": _num(rec.get("loss_init"), ".3g"),
         "loss final": _num(rec.get("train_loss_final"), ".3g"),
         TRAIN_HEADER: _mark(_num(rec.get("train_time_s"), ".3g"), trained_together),
+        "train step ms": _mark(_num(step_time_s(rec), ".3g", 1e3), trained_together),
         "to target (iters, s)": _mark(_to_target(rec), trained_together),
         "stopped": rec.get("train_stopped") or "-",
     }
@@ -343,6 +346,8 @@ def format_records(
     if judged is not None and (table := judged.table()):
         parts += ["Does it reproduce the source? (claims of the documents; measured value after the verdict)"]
         parts += ["", table, *(["", *notes] if (notes := judged.notes()) else []), ""]
+    if answer := answer_lines(records):
+        parts += [*answer, ""]
     parts += [tabulate([_row(r, keys) for r in records], headers="keys", tablefmt="github")]
     if note := concurrency_note(records):
         parts += ["", note]

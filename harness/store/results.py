@@ -76,6 +76,7 @@ RECORD_FIELDS = (
     "train_iters_run",
     "train_iters_to_target",
     "train_time_to_target_s",
+    "train_target_from",
     "train_wall_s",
     "train_time_history",
     "train_evals",

@@ -64,6 +64,7 @@ _NUMBER_FIELDS = (
     "train_iters_run",
     "train_iters_to_target",
     "train_time_to_target_s",
+    "train_target_from",
     "train_wall_s",
     "train_evals",
     "train_grad_norm_final",

@@ -4,8 +4,10 @@ a back-end wants ("which one gets my model trained first?").
 One figure per task (`time-to-target-<task>.png`), log-log, one line per back-end (from
 each record's `train_loss_history` and `train_time_history`); the task's target loss is a
 horizontal line, the time budget a vertical one, and the point where a back-end first
-reached the target is marked.  The clock includes a JAX back-end's compilation of its
-training step (`harness.numerics.training.TrainingMonitor`).
+reached the target is marked.  The clock starts after the back-end's first call, so its
+JIT compilation is not in it (that is the record's `time_first_s`), except where a task
+rebuilds the back-end for training (continuum learning, mini-batches) and compiles again
+on it (`harness.numerics.training.TrainingMonitor`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ __all__ = ["CAPTION", "time_to_target_figure"]
 
 CAPTION = (
     "Training loss against wall-clock time (log-log), one line per back-end, from the start "
-    "of training (a JAX back-end's compilation of its step included). The dashed line is the "
+    "of training, after the back-end's first call (its JIT compilation is not on this clock "
+    "unless a task rebuilds the back-end for training). The dashed line is the "
     "task's target loss, where the Adam phase stops (a polish may follow); a dot marks when a "
     "back-end reached it; the dotted line is the wall-clock safety net (budgets count "
     "gradient evaluations). Over several seeds, each seed is a line of the back-end's colour."
@@ -93,7 +96,7 @@ def time_to_target_figure(records: Sequence[Record], out_dir: Path, task: str) -
             labels.append(f"budget {budget:.3g} s")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("wall-clock time since training started, s (compilation included)")
+        ax.set_xlabel("wall-clock time since training started, s (after the first call)")
         ax.set_ylabel("training loss")
         fig.suptitle(f"{task}: training loss against wall-clock time (time to target)")
         legend_below(fig, handles, labels)
