@@ -108,7 +108,13 @@ def _matrix_options(parser: argparse.ArgumentParser) -> None:
     """The options `run` and `reproduce` share: the back-ends, the cells and how they run."""
     add_session_options(parser)
     parser.add_argument("--seeds", default=None, help="several seeds, e.g. 0,1,2 (each its own cell)")
-    parser.add_argument("--iters", type=int, default=None, help="training iterations (default: the task's)")
+    parser.add_argument(
+        "--iters",
+        type=int,
+        default=None,
+        help="N training iterations in all, a short run: the task's first phase (Adam; epochs on MNIST) "
+        "and no L-BFGS polish unless --set polish=M (--set iters=N keeps the task's polish)",
+    )
     parser.add_argument(
         "--set",
         dest="sets",

@@ -254,10 +254,11 @@ class OdenetMnist(AbstractTask):
                 check_data_dir(self.data_dir)
             except DataDirError as exc:
                 raise DataDirError(f"{self.name}: {exc}") from None
-        elif self.n_train + self.n_test > 5000 or self.n_train < 1 or self.n_test < 1:
+        elif self.n_train + self.n_test > 5000 or min(self.n_train, self.n_test) < N_CLASSES:
             raise UsageError(
-                f"{self.name}: the MNIST subset has 5000 images: n_train ({self.n_train}) and n_test "
-                f"({self.n_test}) must be at least 1 and add up to at most 5000"
+                f"{self.name}: the MNIST subset has 5000 images, split stratified by digit: n_train "
+                f"({self.n_train}) and n_test ({self.n_test}) must be at least {N_CLASSES} and add up "
+                "to at most 5000"
             )
         if not self.data_dir and self.batch_size > self.n_train:
             raise UsageError(f"{self.name}: batch_size={self.batch_size} exceeds n_train={self.n_train}")

@@ -160,3 +160,20 @@ def test_compare_common_cells_only(tmp_path: Path, capsys) -> None:
     assert "1 not compared (missing in A)" in capsys.readouterr().out
     assert cli.main(["compare", a, c, "--common"]) == 1
     assert "no cell in common" in capsys.readouterr().err
+
+
+def test_iters_is_a_short_run_with_no_polish_unless_asked() -> None:
+    """`--iters 3` ran the task's L-BFGS polish after 3 Adam steps (up to 3000 evaluations
+    on `linear`, 16 s a cell); it means N iterations in all.  `--set iters=N` and an explicit
+    `--set polish=M` keep the polish."""
+    from harness.planning.matrix import plan
+
+    def train(sets: dict, iters: int | None) -> dict:
+        (cell,) = plan(
+            "linear", "numpy-adjoint", sets=sets, seeds=[0], iters=iters, device="cpu", dtype="float64"
+        )
+        return cell["train"]
+
+    assert (train({}, 3)["iters"], train({}, 3)["polish"]) == (3, 0)
+    assert train({"polish": "7"}, 3)["polish"] == 7
+    assert train({"iters": "3"}, None)["polish"] == 3000 == train({}, None)["polish"]

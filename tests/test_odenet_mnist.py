@@ -245,3 +245,10 @@ def test_only_batch_capable_backends_run_it() -> None:
         reason = impl_cls.skip(task, "cpu")
         if not impl_cls.trains_on_batches():
             assert reason is not None and "mini-batches" in reason
+
+
+def test_a_subset_smaller_than_one_image_per_digit_is_one_line() -> None:
+    """`--set n_train=4` ended inside the cell in scikit-learn's "train_size = 4 should be
+    greater or equal to the number of classes"; it is refused when the run is planned."""
+    with pytest.raises(UsageError, match=r"n_train \(4\) and n_test \(10\) must be at least 10"):
+        OdenetMnist(n_train=4, n_test=10)

@@ -184,6 +184,9 @@ class AbstractTask(abc.ABC):
     #: noise floor: the discrepancy principle), or "" (the target is a milestone only);
     #: see `harness.numerics.driver.convergence`
     converged_at_target: ClassVar[str] = ""
+    #: whether `Dataset.y_true` is a noise-free truth; False for real data, whose only
+    #: truth is the observations (figures, captions and records say which)
+    noise_free_truth: ClassVar[bool] = True
     #: the source's results this task reproduces, judged after every training run
     claims: ClassVar[tuple[Claim, ...]] = ()
     #: results of the source that compare this task with another (e.g. the ODENet's accuracy
@@ -233,6 +236,12 @@ class AbstractTask(abc.ABC):
         ),
         "loss": (1e-6, "a back-end's loss at rtol = atol = 1e-7 against the reference's, relative"),
     }
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """The names of the state components, for figures and tables (e.g. a CSV file's
+        column names); empty: `y[0]`, `y[1]`, ..."""
+        return ()
 
     @classmethod
     def training_defaults(cls) -> dict[str, Any]:

@@ -133,6 +133,9 @@ def measure_cell(
             params = {k: np.full_like(v, np.nan) for k, v in params.items()}
 
     task, data, params = build_task(cell)
+    record["truth"] = "noise-free" if task.noise_free_truth else "observations"
+    if task.state_names:
+        record["state_names"] = list(task.state_names)
 
     stage("reference")
     _, ref_grad, how = task.reference_gradient(task.init_params(cell["seed"]), data)

@@ -188,8 +188,10 @@ def split_options(
     train: dict[str, Any] = {
         k: cast_value(k, sets.get(k, defaults[k]), defaults[k], TRAIN_RANGES[k]) for k in TRAIN_KEYS
     }
-    if iters is not None:
+    if iters is not None:  # `--iters N`: N iterations in all, no polish unless --set polish=M
         train["iters"] = TRAIN_RANGES["iters"].check("iters", iters)
+        if "polish" not in sets:
+            train["polish"] = 0
     if budget is not None:
         train["budget"] = TRAIN_RANGES["budget"].check("budget", budget)
     train[STOP_KEY] = TRAIN_RANGES[STOP_KEY].check(STOP_KEY, stop_at_target)

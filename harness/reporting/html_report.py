@@ -26,7 +26,14 @@ from harness.reporting.answer import answer_html, answer_lines
 from harness.reporting.html_parts import CSS, cell_number, html_table
 from harness.reporting.params import varying_params
 from harness.reporting.retarget import step_time_s
-from harness.reporting.tables import ClaimsByTask, Verdicts, format_records, metrics_by_task, text_metrics
+from harness.reporting.tables import (
+    ClaimsByTask,
+    Verdicts,
+    format_records,
+    metrics_by_task,
+    metrics_reference,
+    text_metrics,
+)
 from harness.store.atomic import write_text_atomic
 from harness.store.results import load_records, records_frame
 
@@ -267,7 +274,7 @@ def render_html(
     ]
     if metrics:
         sections += [
-            "<h3>Metrics after training (task metrics; RMSEs against the noise-free truth)</h3>",
+            f"<h3>Metrics after training (task metrics; RMSEs against {metrics_reference(records)})</h3>",
             *[html_table(table) for table in metrics],
         ]
     if found:

@@ -25,6 +25,7 @@ __all__ = [
     "Verdicts",
     "aggregate_verdict",
     "format_records",
+    "metrics_reference",
     "reproduction_table",
     "reproduction_wide",
     "verdict_counts",
@@ -321,6 +322,16 @@ def _cell(value: Any) -> Any:
     return f"{value:.3g}" if isinstance(value, float) else value
 
 
+def metrics_reference(records: Sequence[Mapping[str, Any]]) -> str:
+    """What the metrics' RMSEs are measured against: the noise-free truth, or the
+    observations for a task on real data (its records' `truth`)."""
+    if any(r.get("truth") == "observations" for r in records):
+        return (
+            "the observations where a task has no noise-free truth (field truth), else the noise-free truth"
+        )
+    return "the noise-free truth"
+
+
 def format_records(
     records: Sequence[Mapping[str, Any]],
     fmt: str = "table",
@@ -353,7 +364,7 @@ def format_records(
         parts += ["", note]
     tables, found = _metrics_tables(records), text_metrics(records)
     if tables:
-        parts += ["", "Metrics after training (task metrics; RMSEs against the noise-free truth):"]
+        parts += ["", f"Metrics after training (task metrics; RMSEs against {metrics_reference(records)}):"]
         for table in tables:
             parts += ["", table]
     if found:

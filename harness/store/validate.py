@@ -28,6 +28,7 @@ _STR_FIELDS = (
     "grad_reference",
     "discrete_twin",
     "peak_framework_method",
+    "truth",
     "rss_method",
     "train_stopped",
     "train_converged_by",
@@ -103,6 +104,9 @@ def record_problem(record: Any) -> str | None:
             isinstance(value, list) and all(v is None or _is_number(v) for v in value)
         ):
             return f"has {key} that is not a list of numbers"
+    names = record.get("state_names")
+    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        return "has state_names that are not a list of strings"
     if isinstance(env := record.get("env"), dict) and not isinstance(env.get("versions") or {}, dict):
         return "has env.versions that is not an object"
     claims = record.get("claims")

@@ -20,7 +20,7 @@ from harness.reporting.figures.style import (
     style,
 )
 
-__all__ = ["CAPTION", "trajectory_figure"]
+__all__ = ["CAPTION", "CAPTION_OBSERVED", "describe", "trajectory_figure"]
 
 #: at most this many state components (rows) in a trajectory figure
 MAX_COMPONENTS = 6
@@ -32,6 +32,31 @@ CAPTION = (
     "backward and forward in time. The y-range is the truth's: a model that leaves the "
     "frame has diverged."
 )
+#: the caption for real data, which has no noise-free truth
+CAPTION_OBSERVED = (
+    "Trajectory of the trained model (dashed, one column per back-end, one row per state "
+    "component) against the observed data (black; there is no noise-free truth), the shaded "
+    "band the training window. After it the model extrapolates forward and is compared with "
+    "the data it did not see. The y-range is the data's: a model that leaves the frame has "
+    "diverged."
+)
+
+
+def observed_only(records: Sequence[Record]) -> bool:
+    """Whether the records' tasks have no noise-free truth (real data: `truth` is
+    "observations")."""
+    return any(r.get("truth") == "observations" for r in records)
+
+
+def describe(records: Sequence[Record]) -> str:
+    """`CAPTION`, or `CAPTION_OBSERVED` for real data."""
+    return CAPTION_OBSERVED if observed_only(records) else CAPTION
+
+
+def _component_names(records: Sequence[Record], n: int) -> list[str]:
+    """The state components' names (the record's `state_names`), else y[0], y[1], ..."""
+    names = next((r["state_names"] for r in records if r.get("state_names")), None)
+    return [names[i] if names and i < len(names) else f"y[{i}]" for i in range(n)]
 
 
 def _component_limits(arrays: Sequence[Mapping[str, np.ndarray]], i: int) -> tuple[float, float]:
@@ -66,6 +91,8 @@ def trajectory_figure(records: Sequence[Record], run_dir: Path, out_dir: Path, t
     from matplotlib.patches import Patch
 
     n_state = min(min(c[3]["y_true"].shape[2] for c in cells), MAX_COMPONENTS)
+    names = _component_names([c[2] for c in cells], n_state)
+    observed = observed_only([c[2] for c in cells])
     ncols = len(cells)
     colours = group_colours([c[0] for c in cells], palette(r["impl"] for r in records))
     with style():
@@ -83,7 +110,7 @@ def trajectory_figure(records: Sequence[Record], run_dir: Path, out_dir: Path, t
                 _trajectory_panel(ax, arrays, i, colours[key])
                 if i == 0:
                     ax.set_title(label)
-                ax.set_ylabel(f"y[{i}]" if j == 0 else "")
+                ax.set_ylabel(names[i] if j == 0 else "")
                 ax.set_xlabel("t" if i == n_state - 1 else "")
             axes[i * ncols].set_ylim(*_component_limits([c[3] for c in cells], i))
         handles = [
@@ -92,8 +119,8 @@ def trajectory_figure(records: Sequence[Record], run_dir: Path, out_dir: Path, t
             Line2D([], [], color="0.4", lw=1.8, ls="--"),
             Patch(color="0.9"),
         ]
-        names = ["truth (at the stored times)", "observations", "trained model", "training window"]
-        legend_below(fig, handles, names)
+        truth = "observed data (no noise-free truth)" if observed else "truth (at the stored times)"
+        legend_below(fig, handles, [truth, "observations", "trained model", "training window"])
         fig.suptitle(f"{task}: fit in the training window, extrapolation outside (first batch member)")
         return save_figure(fig, Path(out_dir) / f"trajectory-{slug(task)}.png")
 
@@ -102,4 +129,4 @@ def _draw(data: FigureInput) -> Path | None:
     return trajectory_figure(data.records, data.run_dir, data.out_dir, data.task)
 
 
-register(FigureSpec("trajectory", CAPTION, _draw, per_task=True, order=10))
+register(FigureSpec("trajectory", CAPTION, _draw, per_task=True, order=10, describe=describe))
