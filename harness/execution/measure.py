@@ -217,6 +217,15 @@ def measure_cell(
         stage("trajectories")
         arrays = dict(task.trajectories(predict, data))
         arrays.update(energy_arrays(task, arrays))
+        stage("trained")  # the cost of a gradient where training ends, not only where it starts
+        at_trained, _ = time_value_and_grad(impl, trained, repeats=repeats)
+        nfe = impl.count_nfe(trained)
+        record.update(
+            time_median_trained_s=at_trained.median_s,
+            time_iqr_trained_s=at_trained.iqr_s,
+            nfe_forward_trained=nfe[0],
+            nfe_backward_trained=nfe[1],
+        )
     del record["stage"]
     checkpoint(record)
     return arrays

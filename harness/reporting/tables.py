@@ -93,6 +93,7 @@ def _row(rec: Mapping[str, Any], keys: Sequence[str] = ()) -> dict[str, str]:
         "first call s": _mark(_num(rec.get("time_first_s"), ".3g"), timed_together),
         "vg median ± IQR ms": _mark(steady, timed_together),
         "NFE fwd/bwd": nfe,
+        "trained: vg ms, NFE": _at_trained(rec),
         "RSS MB first/steady": "-"
         if rec.get("peak_rss_bytes") is None
         else f"{rec['peak_rss_first_call_bytes'] * 1e-6:.1f}/{rec['peak_rss_bytes'] * 1e-6:.1f}",
@@ -104,6 +105,14 @@ def _row(rec: Mapping[str, Any], keys: Sequence[str] = ()) -> dict[str, str]:
         "to target (iters, s)": _mark(_to_target(rec), trained_together),
         "stopped": rec.get("train_stopped") or "-",
     }
+
+
+def _at_trained(rec: Mapping[str, Any]) -> str:
+    """Value-and-grad median time and NFE at the trained weights (`-` without training)."""
+    median = rec.get("time_median_trained_s")
+    if median is None:
+        return "-"
+    return f"{median * 1e3:.3g}, {rec.get('nfe_forward_trained')}/{rec.get('nfe_backward_trained')}"
 
 
 def _to_target(rec: Mapping[str, Any]) -> str:
@@ -326,9 +335,7 @@ def metrics_reference(records: Sequence[Mapping[str, Any]]) -> str:
     """What the metrics' RMSEs are measured against: the noise-free truth, or the
     observations for a task on real data (its records' `truth`)."""
     if any(r.get("truth") == "observations" for r in records):
-        return (
-            "the observations where a task has no noise-free truth (field truth), else the noise-free truth"
-        )
+        return "the observations for tasks on real data (record field truth), else the noise-free truth"
     return "the noise-free truth"
 
 
