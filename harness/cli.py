@@ -60,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
         help="time and evaluations to this training loss, from the stored histories (table and "
         "time-to-target figures in DIR/figures/target-LOSS/; the folder's report is left as it is)",
     )
+    predict = sub.add_parser("predict", help="the trained model of one cell of a results folder, as CSV")
+    predict.add_argument("directory", type=Path)
+    predict.add_argument("cell_id", help="the cell (its cell_id in the folder's summary.csv)")
+    predict.add_argument("--times", default=None, help="T0,T1,... (default: the cell's observation times)")
     compare = sub.add_parser("compare", help="does results folder B reproduce A? (exit 1 if not)")
     compare.add_argument("a", type=Path)
     compare.add_argument("b", type=Path)
@@ -345,6 +349,26 @@ def _report_at_target(args: argparse.Namespace, records: list[dict]) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    """`predict DIR CELL_ID`: the trained model's states at the cell's observation times (or
+    `--times`), one CSV row per time and batch member."""
+    from harness.execution.predict import predict
+
+    times = None
+    if args.times is not None:
+        try:
+            times = [float(part) for part in args.times.split(",")]
+        except ValueError:
+            raise UsageError(f"--times must be numbers separated by commas, not '{args.times}'") from None
+    t, states = predict(args.directory, args.cell_id, times)
+    names = [f"y{i}" for i in range(states.shape[-1])]
+    print(",".join(["t", "member", *names]))
+    for i, time in enumerate(t):
+        for b, row in enumerate(states[i]):
+            print(",".join([repr(float(time)), str(b), *(repr(float(v)) for v in row)]))
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
@@ -424,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command == "study":
             return run_study(args)
+        if args.command == "predict":
+            return cmd_predict(args)
         return cmd_report(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -22,6 +22,7 @@ import numpy as np
 from harness.core.protocols import AbstractTask, HasEnergy
 from harness.execution.build import build_cell, build_task, build_twin
 from harness.execution.measurement import measure_memory_isolated, relative_error, time_value_and_grad
+from harness.execution.predict import WEIGHT_PREFIX
 from harness.numerics.driver import convergence, gradient_norm
 from harness.numerics.training import TrainingMonitor, train_cell
 from harness.planning.cell import Cell
@@ -217,6 +218,7 @@ def measure_cell(
         stage("trajectories")
         arrays = dict(task.trajectories(predict, data))
         arrays.update(energy_arrays(task, arrays))
+        arrays.update({f"{WEIGHT_PREFIX}{k}": np.asarray(v, dtype=float) for k, v in trained.items()})
         stage("trained")  # the cost of a gradient where training ends, not only where it starts
         at_trained, _ = time_value_and_grad(impl, trained, repeats=repeats)
         nfe = impl.count_nfe(trained)

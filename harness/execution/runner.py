@@ -42,6 +42,7 @@ def base_record(cell: Cell, run_id: str, env: Mapping[str, Any]) -> dict[str, An
         "status": "ok",
         "reason": None,
         "env": dict(env),
+        "cell": dict(cell),  # what `harness.execution.predict` rebuilds the back-end from
         "sources": {
             "task": plugins.source_of(registry.get_task(cell["task"])),
             "impl": plugins.source_of(registry.get_implementation(cell["impl"])),

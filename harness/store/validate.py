@@ -38,7 +38,9 @@ _STR_FIELDS = (
     "timing",
     "timing_reason",
 )
-_DICT_FIELDS = ("params", "resolved_params", "metrics", "env", "sources", "execution", "timing_concurrent")
+_DICT_FIELDS = (
+    "params", "resolved_params", "metrics", "env", "cell", "sources", "execution", "timing_concurrent",
+)  # fmt: skip
 _NUMBER_LIST_FIELDS = ("train_loss_history", "train_time_history")
 _NUMBER_FIELDS = (
     "seed",
