@@ -219,14 +219,16 @@ def measure_cell(
         arrays = dict(task.trajectories(predict, data))
         arrays.update(energy_arrays(task, arrays))
         arrays.update({f"{WEIGHT_PREFIX}{k}": np.asarray(v, dtype=float) for k, v in trained.items()})
-        stage("trained")  # the cost of a gradient where training ends, not only where it starts
-        at_trained, _ = time_value_and_grad(impl, trained, repeats=repeats)
+        stage("trained")  # cost and accuracy of a gradient where training ends, not only where it starts
+        at_trained, out_trained = time_value_and_grad(impl, trained, repeats=repeats)
         nfe = impl.count_nfe(trained)
+        _, ref_trained, _ = task.reference_gradient(trained, data)
         record.update(
             time_median_trained_s=at_trained.median_s,
             time_iqr_trained_s=at_trained.iqr_s,
             nfe_forward_trained=nfe[0],
             nfe_backward_trained=nfe[1],
+            grad_rel_error_trained=relative_error(impl.to_numpy(out_trained)[1], ref_trained),
         )
     del record["stage"]
     checkpoint(record)

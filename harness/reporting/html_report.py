@@ -58,6 +58,7 @@ SUMMARY_COLUMNS = (
     ("time_median_trained_s", "vg ms at trained", 1e3),
     ("nfe_forward_trained", "NFE fwd at trained", None),
     ("nfe_backward_trained", "NFE bwd at trained", None),
+    ("grad_rel_error_trained", "grad rel err at trained", None),
     ("peak_rss_first_call_bytes", "RSS first MB", 1e-6),
     ("peak_rss_bytes", "RSS steady MB", 1e-6),
     ("peak_framework_bytes", "framework MB", 1e-6),

@@ -93,7 +93,7 @@ def _row(rec: Mapping[str, Any], keys: Sequence[str] = ()) -> dict[str, str]:
         "first call s": _mark(_num(rec.get("time_first_s"), ".3g"), timed_together),
         "vg median ± IQR ms": _mark(steady, timed_together),
         "NFE fwd/bwd": nfe,
-        "trained: vg ms, NFE": _at_trained(rec),
+        "trained: vg ms, NFE, grad err": _at_trained(rec),
         "RSS MB first/steady": "-"
         if rec.get("peak_rss_bytes") is None
         else f"{rec['peak_rss_first_call_bytes'] * 1e-6:.1f}/{rec['peak_rss_bytes'] * 1e-6:.1f}",
@@ -108,11 +108,13 @@ def _row(rec: Mapping[str, Any], keys: Sequence[str] = ()) -> dict[str, str]:
 
 
 def _at_trained(rec: Mapping[str, Any]) -> str:
-    """Value-and-grad median time and NFE at the trained weights (`-` without training)."""
-    median = rec.get("time_median_trained_s")
+    """Value-and-grad median time, NFE and gradient error at the trained weights (`-`
+    without training)."""
+    median, error = rec.get("time_median_trained_s"), rec.get("grad_rel_error_trained")
     if median is None:
         return "-"
-    return f"{median * 1e3:.3g}, {rec.get('nfe_forward_trained')}/{rec.get('nfe_backward_trained')}"
+    nfe = f"{rec.get('nfe_forward_trained')}/{rec.get('nfe_backward_trained')}"
+    return f"{median * 1e3:.3g}, {nfe}, {_num(error, '.1e')}"
 
 
 def _to_target(rec: Mapping[str, Any]) -> str:

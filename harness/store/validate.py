@@ -57,6 +57,7 @@ _NUMBER_FIELDS = (
     "time_iqr_trained_s",
     "nfe_forward_trained",
     "nfe_backward_trained",
+    "grad_rel_error_trained",
     "solver_steps",
     "solver_checkpoints",
     "peak_rss_bytes",
