@@ -90,3 +90,23 @@ def test_the_table_opens_with_verdicts_then_the_answer() -> None:
         < text.index("Which back-end?")
         < text.index("grad rel err")
     )
+
+
+def test_with_a_sweep_the_gradient_is_compared_at_one_time_budget() -> None:
+    """Work-precision data (several tolerances per back-end): each back-end's best error
+    among its settings within the slowest back-end's fastest call (here 5 ms)."""
+    sweep = [
+        ("a", 1e-3, 0.001, 1e-4),
+        ("a", 1e-6, 0.002, 1e-8),
+        ("a", 1e-9, 0.050, 1e-12),  # more accurate, but over the budget
+        ("b", 1e-3, 0.005, 1e-6),
+        ("b", 1e-6, 0.010, 1e-10),
+    ]
+    records = [
+        _record(impl, 0.001, resolved_params={"rtol": tol}, time_median_s=t, grad_rel_error=e)
+        for impl, tol, t, e in sweep
+    ]
+    gradient = next(a for a in answers(records)["toy"] if a.question.startswith("most accurate"))
+    assert gradient.question == "most accurate gradient within 5 ms a call (work-precision sweep)"
+    assert [(name, value) for name, value, _, _ in gradient.ranked] == [("a", 1e-8), ("b", 1e-6)]
+    assert gradient.ratio == pytest.approx(100.0)

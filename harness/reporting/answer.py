@@ -7,7 +7,9 @@ Four questions, each answered with the winner, the runner-up and the ratio betwe
 - **cheapest training step**: the median wall time of one training evaluation (from the
   stored `train_time_history`, `harness.reporting.retarget.step_time_s`);
 - **most accurate gradient**: the smallest relative error against the reference gradient
-  (`grad_rel_error`), with the value-and-grad time it costs;
+  (`grad_rel_error`); with a work-precision sweep (several tolerances or steps per
+  back-end), *for its time*: each back-end's smallest error among its settings whose
+  value-and-grad call fits the slowest back-end's fastest call;
 - **least memory**: the framework-level peak of one value-and-grad call
   (`peak_framework_bytes`; RSS growth where a back-end has no framework figure).
 
@@ -133,6 +135,44 @@ def _tie(ranked: Sequence[tuple[str, float, float, float]], deterministic: bool)
     return a_hi >= b_lo
 
 
+def _gradient_for_its_time(
+    groups: Mapping[str, list[Record]],
+) -> tuple[str, list[tuple[str, float, float, float]]]:
+    """The gradient question.  With several settings per back-end (a work-precision sweep
+    over tolerances or steps), back-ends are compared at one time budget: the slowest
+    back-end's fastest value-and-grad call, so that every back-end has a setting within
+    it; each enters with its smallest error within the budget.  Otherwise each setting
+    enters with its own error."""
+    per_impl: dict[str, list[Record]] = {}
+    for members in groups.values():
+        for record in members:
+            per_impl.setdefault(str(record["impl"]), []).append(record)
+    swept = any(len({_settings(r) for r in members}) > 1 for members in per_impl.values())
+    if not swept:
+        return "most accurate gradient", _single(groups, lambda r: r.get("grad_rel_error"))
+    points = {
+        impl: [
+            (t, e)
+            for r in members
+            if (t := _positive(r.get("time_median_s"))) and (e := _positive(r.get("grad_rel_error")))
+        ]
+        for impl, members in per_impl.items()
+    }
+    points = {impl: p for impl, p in points.items() if p}
+    if not points:
+        return "", []
+    budget = max(min(t for t, _ in p) for p in points.values())
+    best = [(impl, min(e for t, e in p if t <= budget)) for impl, p in points.items()]
+    ranked = sorted(((impl, e, e, e) for impl, e in best), key=lambda entry: entry[1])
+    return f"most accurate gradient within {_fmt(budget, 's')} a call (work-precision sweep)", ranked
+
+
+def _settings(record: Record) -> str:
+    """The solver settings of a record (tolerances, steps), as one comparable string."""
+    params = effective_params(record)
+    return repr(sorted((k, params[k]) for k in ("rtol", "atol", "dt", "tol") if k in params))
+
+
 def _memory(record: Record) -> Any:
     framework = record.get("peak_framework_bytes")
     return framework if _positive(framework) is not None else record.get("peak_rss_bytes")
@@ -153,6 +193,7 @@ def answers(records: Sequence[Record]) -> dict[str, list[Answer]]:
     for task, groups in by_task.items():
         groups = {k: v for k, v in groups.items() if k not in broken.get(task, set())}
         target = next((r.get("train_target_loss") for g in groups.values() for r in g), None)
+        gradient_question, gradient_ranked = _gradient_for_its_time(groups)
         questions = [
             (
                 f"fastest to the target loss {target:g}" if target else "",
@@ -161,7 +202,7 @@ def answers(records: Sequence[Record]) -> dict[str, list[Answer]]:
                 False,
             ),
             ("cheapest training step", "s", _timed(groups, step_time_s), False),
-            ("most accurate gradient", "", _single(groups, lambda r: r.get("grad_rel_error")), True),
+            (gradient_question, "", gradient_ranked, True),
             ("least memory (one value-and-grad call)", "MB", _single(groups, _memory), True),
         ]
         out[task] = [
