@@ -262,7 +262,7 @@ def _bars_html(item: Answer) -> str:
         width = 8 + 92 * frac if hi > lo else 8
         rows.append(
             f'<div class="bar-row"><span class="bar-name">{html.escape(name)}</span>'
-            f'<span class="bar" style="width:{width:.0f}%"></span>'
+            f'<span class="bar-track"><span class="bar" style="width:{width:.0f}%"></span></span>'
             f'<span class="bar-value">{html.escape(_fmt(value, item.unit))}</span></div>'
         )
     return f'<div class="bars">{"".join(rows)}</div>'

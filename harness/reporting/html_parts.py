@@ -24,7 +24,7 @@ tr:hover td { background: #fafafa; }
 .bars { max-width: 42em; margin: 0.2em 0 0.9em 1em; font-size: 0.82em; }
 .bar-row { display: flex; align-items: center; gap: 0.5em; margin: 1px 0; }
 .bar-name { flex: 0 0 11em; text-align: right; color: #444; }
-.bar { display: inline-block; height: 0.8em; background: #5b8fc7; flex: 0 0 auto; max-width: 22em; }
+.bar-track { flex: 0 0 22em; } .bar { display: block; height: 0.8em; background: #5b8fc7; }
 .bar-value { color: #444; white-space: nowrap; } p.answer { margin: 0.5em 0 0.1em; }
 td.wrap-xs, td.wrap-s, td.wrap-m { white-space: normal; overflow-wrap: anywhere; }
 td.wrap-xs { min-width: 5em; max-width: 7em; } td.wrap-s { max-width: 9em; } td.wrap-m { max-width: 13em; }
