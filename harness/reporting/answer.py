@@ -23,14 +23,13 @@ whose cells are not all `ok` is left out of every question and named.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.reporting.params import effective_params, varying_params
-from harness.reporting.retarget import step_time_s
+from harness.reporting.retarget import step_durations, step_time_s
 
 __all__ = ["Answer", "answer_html", "answer_lines", "answers"]
 
@@ -88,8 +87,7 @@ def _positive(value: Any) -> float | None:
 
 def _step_spread(record: Record) -> float:
     """The per-step time's relative half interquartile range (0 with too few steps)."""
-    times = [float(t) for t in record.get("train_time_history") or [] if t is not None]
-    steps = [b - a for a, b in itertools.pairwise(times[1:])]
+    steps = step_durations(record)
     if len(steps) < 4:
         return 0.0
     q1, _, q3 = statistics.quantiles(steps, n=4)

@@ -16,7 +16,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["at_target", "step_time_s", "to_target"]
+__all__ = ["at_target", "step_durations", "step_time_s", "to_target"]
 
 
 def to_target(record: Mapping[str, Any], loss: float) -> tuple[int | None, float | None]:
@@ -51,6 +51,12 @@ def step_time_s(record: Mapping[str, Any]) -> float | None:
     """The median wall time of one training evaluation (the differences of
     `train_time_history`; its first entry, which holds the set-up, is left out), or None
     with fewer than three evaluations."""
-    times = [float(t) for t in record.get("train_time_history") or [] if t is not None]
-    steps = [b - a for a, b in itertools.pairwise(times[1:])]
+    steps = step_durations(record)
     return statistics.median(steps) if steps else None
+
+
+def step_durations(record: Mapping[str, Any]) -> list[float]:
+    """The wall time of each training evaluation after the first (differences of
+    `train_time_history`; the first entry holds the set-up)."""
+    times = [float(t) for t in record.get("train_time_history") or [] if t is not None]
+    return [b - a for a, b in itertools.pairwise(times[1:])]
