@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -200,13 +201,31 @@ def test_a_claim_over_two_tasks_is_judged_on_the_pair_of_records() -> None:
     )
 
 
+def test_a_claim_over_two_tasks_pairs_records_of_the_same_options() -> None:
+    """The HNN against the neural ODE (000 §4.1): `double_pendulum` runs on [0, 0.25] by
+    default, the HNN on [0, 3]; a pair on different windows is no result, with the options
+    that make one, and a record on the same window is found among several."""
+    same = dataclasses.replace(ACCURATE, same=("t1", "n_obs"))
+    ode, res = _pair(0.95, 0.96, resolved_params={"t1": 3.0, "n_obs": 61})
+    short = {**res, "resolved_params": {"t1": 0.25, "n_obs": 26}}
+    rows = cross_verdict_rows([ode, short], lambda task: (same,) if task == "ode" else ())
+    assert rows[0]["verdict"] == "NO RESULT"
+    assert rows[0]["note"] == "no resnet record on the same t1, n_obs: run it with --set t1=3 --set n_obs=61"
+    matched = {**res, "resolved_params": {"t1": 3.0, "n_obs": 61, "hidden": 8}}
+    for order in ([ode, short, matched], [ode, matched, short]):
+        rows = cross_verdict_rows(order, lambda task: (same,) if task == "ode" else ())
+        assert [(r["verdict"], r["measured"]) for r in rows] == [("PASS", "-0.01")]
+
+
 def test_cross_claims_name_registered_tasks_and_their_metrics() -> None:
     registry.discover()
     declared = [(name, c) for name, cls in registry.TASKS.items() for c in cls.cross_claims]
-    assert {c.other_task for _, c in declared} >= {"resnet_digits", "resnet_mnist"}
+    assert {c.other_task for _, c in declared} >= {"resnet_digits", "resnet_mnist", "double_pendulum"}
     for name, claim in declared:
         assert claim.other_task in registry.TASKS and claim.other_task != name
         assert claim.source.split()[0] in registry.TASKS[name].source
+        other = registry.TASKS[claim.other_task]
+        assert set(claim.same) <= set(registry.TASKS[name].options) & set(other.options)
 
 
 def test_a_claim_an_untrained_model_meets_passes_only_when_converged() -> None:

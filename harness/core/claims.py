@@ -222,9 +222,11 @@ class CrossClaim:
     the ResNet), judged on a record of this task and one of `other_task` with the same
     back-end, seed, device and dtype: ``metric - other_task.other_metric op threshold``.
 
-    The arguments are `Claim`'s, with `other_task` and `other_metric` (default: `metric`).
-    FAIL (or KNOWN FAIL with a `finding`) needs both models converged; otherwise a claim
-    that does not hold is NOT CONVERGED.
+    The arguments are `Claim`'s, with `other_task` and `other_metric` (default: `metric`),
+    and `same`: the options both records must have run with the same values of (the two
+    tasks compared on the same data; a pair that differs is NO RESULT, saying how to run the
+    other task to match).  FAIL (or KNOWN FAIL with a `finding`) needs both models
+    converged; otherwise a claim that does not hold is NOT CONVERGED.
     """
 
     id: str
@@ -238,6 +240,7 @@ class CrossClaim:
     why: str
     other_metric: str | None = None
     finding: str | None = None
+    same: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.op not in _OPS or self.op == "contains":
@@ -290,12 +293,15 @@ def cross_verdict_rows(
     that declares them (its pair found by back-end, seed, device and dtype), under the
     task name "TASK vs OTHER"."""
     key = lambda r: (r.get("task"), r.get("impl"), r.get("seed"), r.get("device"), r.get("dtype"))
-    index = {key(r): r for r in records}
+    index: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for r in records:
+        index.setdefault(key(r), []).append(r)
     rows = []
     for record in sorted(records, key=lambda r: (str(r.get("task")), str(r.get("impl")))):
         for claim in cross_claims_of(str(record.get("task"))) if trained(record) else ():
-            other = index.get((claim.other_task, *key(record)[1:]))
-            verdict = judge_cross(claim, record, other)
+            candidates = index.get((claim.other_task, *key(record)[1:]), [])
+            other, mismatch = _pair(claim, record, candidates)
+            verdict = judge_cross(claim, record, other) if mismatch is None else mismatch
             rows.append(
                 {
                     "task": f"{record.get('task')} vs {claim.other_task}",
@@ -310,6 +316,25 @@ def cross_verdict_rows(
                 }
             )
     return rows
+
+
+def _options(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    return record.get("resolved_params") or record.get("params") or {}
+
+
+def _pair(
+    claim: CrossClaim, record: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]]
+) -> tuple[Mapping[str, Any] | None, Verdict | None]:
+    """The record of `claim.other_task` to compare `record` with: the last of `candidates`
+    that ran with the same values of `claim.same`; else (None, a NO RESULT verdict saying
+    which values to run the other task with)."""
+    mine = {k: _options(record).get(k) for k in claim.same}
+    matching = [r for r in candidates if all(_options(r).get(k) == v for k, v in mine.items())]
+    if matching or not candidates:
+        return (matching[-1] if matching else None), None
+    wanted = " ".join(f"--set {k}={format_value(v) if isinstance(v, float) else v}" for k, v in mine.items())
+    note = f"no {claim.other_task} record on the same {', '.join(claim.same)}: run it with {wanted}"
+    return None, Verdict(claim.id, "NO RESULT", None, note)
 
 
 def judge_record(claims: Iterable[Claim], record: Mapping[str, Any]) -> list[dict[str, Any]]:
