@@ -14,6 +14,7 @@ from harness.core.models import Params
 from harness.core.protocols import AbstractImplementation, Dataset, Predictor, TrainCallback, TrainResult
 from harness.core.ranges import integer, non_negative, one_of, positive
 from harness.core.registry import register_task
+from harness.core.training_protocol import Phase, default_protocol
 from harness.numerics.metrics import extrapolate, trajectory_metrics
 from tasks._common.collocation import KERNELS, collocate, default_bandwidth, fit_collocation
 from tasks._common.hamiltonian import HamiltonianMLP
@@ -98,6 +99,15 @@ class HNNDoublePendulum(DoublePendulum):
         "midpoint_dt": positive(),
     }
     train_defaults = {"iters": 3000, "lr": 1e-2, "budget": 120.0}
+    protocol = default_protocol(
+        Phase(
+            "collocation",
+            "iters",
+            "its `iters` Adam steps on the collocation loss (no ODE solve)",
+            "000 §4.1 trains the HNN by collocation (its ref. [10]); `training=trajectory` trains"
+            " by the driver's Adam on the trajectory loss instead",
+        )
+    )
     claims = (
         fit_claim(
             "fit",
@@ -173,6 +183,10 @@ class HNNDoublePendulum(DoublePendulum):
             raise UsageError(f"{self.name}: unknown training {self.training!r}; {wanted}")
         if self.kernel not in KERNELS:
             raise UsageError(f"{self.name}: unknown kernel {self.kernel!r}; choose from {choices(KERNELS)}")
+
+    def phases(self) -> tuple[Phase, ...]:
+        """Collocation, or the driver's Adam with `training=trajectory`."""
+        return self.protocol if self.training == "collocation" else default_protocol()
 
     @property
     def model(self) -> HamiltonianMLP:  # type: ignore[override]

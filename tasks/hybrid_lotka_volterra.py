@@ -21,6 +21,7 @@ from harness.core.models import MLP, Parametric, Params, flatten
 from harness.core.protocols import AbstractImplementation, Dataset, Predictor, TrainCallback, TrainResult
 from harness.core.ranges import flag, integer, non_negative, one_of, positive, probability, text
 from harness.core.registry import register_task
+from harness.core.training_protocol import Phase, default_protocol
 from harness.numerics.metrics import trajectory_metrics
 from harness.numerics.training import curriculum_stages
 from harness.numerics.trajectory_task import TrajectoryTask
@@ -179,6 +180,16 @@ class HybridLotkaVolterra(TrajectoryTask):
     }
     solver_defaults = {"rtol": 1e-7, "atol": 1e-7, "dt": 0.05}
     train_defaults = {"iters": 300, "lr": 0.05, "budget": 180.0}
+    protocol = default_protocol(
+        Phase(
+            "hybrid-phases",
+            "iters",
+            "Adam, `iters` shared by its phases: `frac_physics`, the rest, `frac_formula`",
+            "004 ('Tricks-of-the-trade', 'Summary of part 1'): the mechanistic parameters with the"
+            " NN frozen, then the NN with them frozen, then symbolic regression and the found"
+            " formula retrained",
+        )
+    )
     claims = (
         Claim(
             "finds-term",

@@ -184,6 +184,10 @@ def test_train_cell_polishes_after_the_target_and_stops_converged() -> None:
     assert monitor.stopped == "converged" and summary["train_iters_to_target"] is not None
     adam_evals = len(result.loss_history) - result.info["polish_evals"]
     assert summary["train_iters_to_target"] == adam_evals  # the target ended the Adam phase
+    # the protocol as it ran: each declared phase with its budget and the evaluations it took
+    phases = [(p["phase"], p["budget"], p["evals"]) for p in result.info["phases"]]
+    assert phases == [("adam", 200, adam_evals), ("lbfgs", 400, result.info["polish_evals"])]
+    assert sum(p[2] for p in phases) == summary["train_evals"]
     final, final_grad = impl.value_and_grad(result.params)
     assert driver.gradient_norm(final_grad) <= 1e-3 * driver.gradient_norm(grad)
     assert final <= min(x for x in result.loss_history if math.isfinite(x)) * (1 + 1e-12)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from harness.core import plugins
 from harness.core.errors import UsageError, choices
 from harness.core.protocols import AbstractImplementation, AbstractTask
+from harness.core.training_protocol import check_protocol
 
 __all__ = [
     "IMPLEMENTATIONS",
@@ -51,7 +52,12 @@ def _register(kind: str, table: dict[str, Any], cls: type) -> None:
 
 
 def register_task(cls: T) -> T:
-    """Class decorator: register a task under `cls.name` (a `UsageError` if it is taken)."""
+    """Class decorator: register a task under `cls.name` (a `UsageError` if it is taken or
+    its training protocol cannot run: `harness.core.training_protocol.check_protocol`)."""
+    try:
+        check_protocol(cls.name, cls.protocol, own_fit=cls.fit is not AbstractTask.fit)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     _register("task", TASKS, cls)
     return cls
 

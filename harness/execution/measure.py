@@ -192,6 +192,7 @@ def measure_cell(
         history = [float(x) for x in result.loss_history]
         record.update(train_loss_history=history, train_time_s=result.time_s, **monitor.summary())
         record.update({f"train_{k}": v for k, v in result.info.items() if k.startswith("polish_")})
+        record["train_phases"] = result.info.pop("phases", None)
         fitted = len(history) - int(result.info.get("polish_evals", 0))  # the polish rejects bad steps
         bad = next((i for i, x in enumerate(history[:fitted]) if not math.isfinite(x)), None)
         if bad is not None:

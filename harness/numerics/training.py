@@ -181,16 +181,19 @@ def train_cell(
     monitor: TrainingMonitor,
     grad_norm_init: float,
 ) -> TrainResult:
-    """A cell's training protocol, the same on every back-end: the task's `fit` (Adam, or the
-    phases its source describes) for `train["iters"]` evaluations, stopping at the target
-    when `monitor` says so; then, when `train["polish"]` > 0, the guarded L-BFGS polish of
-    the back-end's loss (`harness.numerics.driver.lbfgs`) for at most that many evaluations,
+    """A cell's training protocol (`task.phases()`, `harness.core.training_protocol`), the same
+    on every back-end: its first phase (the driver's Adam, or the task's own `fit`) for
+    `train["iters"]` evaluations, stopping at the target when `monitor` says so; then, when
+    the protocol has the polish and `train["polish"]` > 0, the guarded L-BFGS polish of the
+    back-end's loss (`harness.numerics.driver.lbfgs`) for at most that many evaluations,
     until the gradient norm is at most `train["gtol"]` x `grad_norm_init` (the convergence
     criterion) or L-BFGS-B stops by itself.  A target reached by the fit ends the fit only
     (and the polish too where reaching it is convergence: `converged_at_target`).
     `monitor.stopped` ends as "converged" (the polish's stop), "target" (no polish), "iters"
     (evaluations spent) or "budget" (the wall-clock safety net); `info["polish_*"]` say how
-    the polish went."""
+    the polish went, `info["phases"]` what each declared phase took (the record's
+    `train_phases`)."""
+    first, *rest = task.phases()
     iters, polish = int(train["iters"]), int(train.get("polish", 0))
     result = TrainResult(params=params, loss_history=[], time_s=0.0)
     if iters > 0:
@@ -203,12 +206,14 @@ def train_cell(
             callback=monitor,
             curriculum=int(train.get("curriculum", 0)),
         )
-    if polish <= 0 or monitor.stopped == "budget":
+    taken = [first.as_dict(train, len(result.loss_history))]
+    result.info["phases"] = taken + [phase.as_dict(train, 0) for phase in rest]
+    if not rest or polish <= 0 or monitor.stopped == "budget":
         return result
     if task.converged_at_target and monitor.iters_to_target is not None:
         monitor.stopped = "converged"  # the fit reached the floor: no polish below it
         return result
-    monitor.stopped = "iters"  # the target ended the Adam phase, not training
+    monitor.stopped = "iters"  # the target ended the first phase, not training
     # nor does it end the polish (it is still recorded), unless reaching it is convergence
     monitor.stop_at_target = bool(task.converged_at_target)
     polished = driver.lbfgs(
@@ -223,7 +228,8 @@ def train_cell(
         monitor.stopped = "converged"
     elif monitor.stopped == "target":  # the floor of `converged_at_target`
         monitor.stopped = "converged"
-    info = {**result.info, **{f"polish_{k}": v for k, v in polished.info.items()}}
+    taken.append(rest[0].as_dict(train, polished.info["evals"]))
+    info = {**result.info, "phases": taken, **{f"polish_{k}": v for k, v in polished.info.items()}}
     return TrainResult(
         params=polished.params,
         loss_history=[*result.loss_history, *polished.loss_history],

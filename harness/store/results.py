@@ -92,6 +92,7 @@ RECORD_FIELDS = (
     "train_polish_message",
     "train_polish_rejected",
     "train_polish_rejected_first",
+    "train_phases",
     "truth",
     "state_names",
     "metrics",

@@ -114,6 +114,12 @@ def record_problem(record: Any) -> str | None:
     names = record.get("state_names")
     if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
         return "has state_names that are not a list of strings"
+    phases = record.get("train_phases")
+    if phases is not None and not (
+        isinstance(phases, list)
+        and all(isinstance(p, dict) and isinstance(p.get("phase"), str) for p in phases)
+    ):
+        return "has train_phases that are not a list of objects with a phase"
     if isinstance(env := record.get("env"), dict) and not isinstance(env.get("versions") or {}, dict):
         return "has env.versions that is not an object"
     claims = record.get("claims")

@@ -1,0 +1,94 @@
+"""A task's training protocol as data: the phases it trains by, in order, each with the
+`train` option that is its budget (counted in gradient evaluations), its stop rule and why
+(the document or a measurement) (#25).
+
+The harness runs the phases (`harness.numerics.training.train_cell`), the same on every
+back-end.  Two kinds are the driver's own (`harness.numerics.driver`):
+
+- `adam`: Adam on the task's loss, with continuum learning when `curriculum` > 0;
+- `lbfgs`: the guarded L-BFGS polish through `scipy.optimize`, always the last phase.
+
+Any other kind is the task's own first phase, run by its `fit` (mini-batch SGD with its
+decay, collocation, the hybrid task's frozen-parameter phases): the kind names it in the
+record and the report, and `fit` says how it runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["DRIVER_KINDS", "Phase", "check_protocol", "default_protocol"]
+
+#: the phase kinds the driver runs itself; any other is a task's own `fit`
+DRIVER_KINDS = ("adam", "lbfgs")
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One phase of a training protocol.
+
+    **Arguments:**
+
+    - `kind`: `adam`, `lbfgs`, or the name of the task's own phase (run by its `fit`).
+    - `budget`: the `train` option that counts its gradient evaluations (`iters`,
+      `polish`); 0 skips the phase.
+    - `stop`: its stop rule besides the budget, in words.
+    - `why`: the source or measurement that chose it.
+    """
+
+    kind: str
+    budget: str
+    stop: str
+    why: str
+
+    def __post_init__(self) -> None:
+        if not self.kind.strip() or not self.budget.strip():
+            raise ValueError("a phase needs its kind and the train option that is its budget")
+        if not self.why.strip():
+            raise ValueError(f"phase {self.kind}: say why it is in the protocol (`why`)")
+
+    def as_dict(self, train: Mapping[str, Any], evals: int) -> dict[str, Any]:
+        """The record's entry for this phase (`train_phases`): what was declared, the budget
+        it ran with and the evaluations it took."""
+        return {
+            "phase": self.kind,
+            "budget_option": self.budget,
+            "budget": int(train.get(self.budget, 0)),
+            "evals": int(evals),
+            "stop": self.stop,
+            "why": self.why,
+        }
+
+
+def default_protocol(first: Phase | None = None) -> tuple[Phase, ...]:
+    """Adam (or a task's own `first` phase) for `iters` evaluations, then the L-BFGS polish
+    for `polish` (the field's standard pair for small full-batch problems)."""
+    adam = Phase(
+        "adam",
+        "iters",
+        "the task's target loss (time and evaluations to it are the benchmark)",
+        "000 §2 trains by Adam; a loose target leaves the model short of convergence (#25)",
+    )
+    polish = Phase(
+        "lbfgs",
+        "polish",
+        "gradient norm <= gtol x its initial norm, or L-BFGS-B stalls",
+        "from Adam's stop at 2e-5, L-BFGS-B reached 1e-8 in 166 evaluations on double_pendulum,"
+        " about 30x fewer than Adam alone (measured, #25)",
+    )
+    return (first or adam, polish)
+
+
+def check_protocol(task_name: str, phases: Sequence[Phase], own_fit: bool) -> None:
+    """Raise ValueError unless `phases` is a protocol `train_cell` can run: a first phase
+    that fits (`adam`, or a task's own kind, which needs the task's `fit`), then at most an
+    `lbfgs` polish."""
+    if not phases or phases[0].kind == "lbfgs":
+        raise ValueError(f"task {task_name}: a training protocol starts with a fitting phase")
+    first, rest = phases[0], list(phases[1:])
+    if first.kind not in DRIVER_KINDS and not own_fit:
+        raise ValueError(f"task {task_name}: phase {first.kind!r} is the task's own and needs its `fit`")
+    if [p.kind for p in rest] not in ([], ["lbfgs"]):
+        raise ValueError(f"task {task_name}: after the first phase only an 'lbfgs' polish can follow")
