@@ -164,7 +164,14 @@ def cmd_list() -> int:
 
     registry.discover()
     tasks = [
-        {"task": name, "model": cls().model.label, "source": cls.source}
+        {
+            "task": name,
+            "model": (task := cls()).model.label,
+            "training (budgets)": " -> ".join(
+                f"{phase.kind} ({cls.training_defaults().get(phase.budget, 0)})" for phase in task.phases()
+            ),
+            "source": cls.source,
+        }
         for name, cls in sorted(registry.TASKS.items())
     ]
     print(tabulate(tasks, headers="keys", tablefmt="github"))

@@ -77,6 +77,13 @@ def test_list_names_every_task_and_backend() -> None:
     assert proc.returncode == 0
     for name in [*registry.TASKS, *registry.IMPLEMENTATIONS]:
         assert name in proc.stdout
+    # each task's training protocol with its default budgets (#25)
+    assert "| adam (500) -> lbfgs (2000) " in _row(proc.stdout, "double_pendulum")
+    assert "| minibatch-sgd (12) -> lbfgs (0) " in _row(proc.stdout, "odenet_mnist")
+
+
+def _row(table: str, name: str) -> str:
+    return next(line for line in table.splitlines() if line.startswith(f"| {name} "))
 
 
 #: the example plugin (examples/spiral_plugin), named relative to the working directory
