@@ -68,3 +68,17 @@ def test_seeds_aggregate_in_the_verdict_table() -> None:
     fails = [{"verdict": "FAIL", "measured": "0.3"}, {"verdict": "FAIL", "measured": "0.5"}]
     assert aggregate_verdict(fails) == "FAIL 0/2 0.4 [0.3, 0.5]"
     assert aggregate_verdict([{"verdict": "PASS", "measured": "0.01"}]) == "PASS 0.01"
+
+
+def test_seeds_aggregate_but_configurations_do_not() -> None:
+    """Records of one task on two windows (the HNN's pair beside the default run) are two
+    rows of the verdict table, each labelled with its options; the seeds of each aggregate."""
+    records = [
+        {**_record(_cell(s), fit, 0.5), "resolved_params": {"t1": t1, "lr": 0.01}}
+        for s, (t1, fit) in enumerate(((0.25, 0.01), (3.0, 0.3), (0.25, 0.03)))
+    ]
+    wide = {(r["task"], r["claim"]): r["a"] for r in Verdicts.of(records, CLAIMS).wide()}
+    assert wide[("t (t1=0.25)", "fit")] == "PASS 2/2 0.02 [0.01, 0.03]"
+    assert wide[("t (t1=3.0)", "fit")] == "FAIL 0.3"
+    one = Verdicts.of(records[:1], CLAIMS).wide()
+    assert {r["task"] for r in one} == {"t"}, "one configuration: the task's name alone"

@@ -332,7 +332,10 @@ def _pair(
     matching = [r for r in candidates if all(_options(r).get(k) == v for k, v in mine.items())]
     if matching or not candidates:
         return (matching[-1] if matching else None), None
-    wanted = " ".join(f"--set {k}={format_value(v) if isinstance(v, float) else v}" for k, v in mine.items())
+    theirs = _options(candidates[-1])
+    wanted = " ".join(
+        f"--set {k}={format_value(v) if isinstance(v, float) else v}" for k, v in mine.items() if theirs.get(k) != v
+    )
     note = f"no {claim.other_task} record on the same {', '.join(claim.same)}: run it with {wanted}"
     return None, Verdict(claim.id, "NO RESULT", None, note)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tabulate import tabulate
@@ -175,13 +175,15 @@ class Verdicts:
         declared now, which the caller looks up: reporting imports no task registry); and
         the claims over two tasks of `cross`, judged on the pairs of records present."""
         rows: list[dict[str, str]] = []
+        label = _configuration_labels(records)
         for record in sorted(records, key=lambda r: (str(r.get("task")), str(r.get("impl")))):
             task = str(record.get("task"))
             if claims is not None and task in claims:
                 declared = tuple(claims[task])
-                rows += verdict_rows([record], lambda _, declared=declared: declared)
+                mine = verdict_rows([record], lambda _, declared=declared: declared)
             else:
-                rows += _recorded_rows(record)
+                mine = _recorded_rows(record)
+            rows += [{**row, "task": label(record)} for row in mine]
         if cross:
             rows += cross_verdict_rows(records, lambda task: cross.get(task, ()))
         return cls(tuple(rows), tuple(sorted({str(r.get("impl")) for r in records})))
@@ -225,6 +227,23 @@ class Verdicts:
                 key = (row["task"], row["claim"], row["verdict"], row["note"])
                 notes.setdefault(key, []).append(row["impl"])
         return [f"- {t} / {c}: {v} on {', '.join(i)}: {n}" for (t, c, v, n), i in notes.items()]
+
+
+def _configuration_labels(records: Sequence[Mapping[str, Any]]) -> Callable[[Mapping[str, Any]], str]:
+    """The task label of a record's verdict rows: its task, with the options that vary
+    among the records of that task besides the seed (`double_pendulum (t1=3 n_obs=61)`),
+    so that the wide table aggregates seeds of one configuration, never two
+    configurations (the HNN's pair on its window beside the default run)."""
+    by_task: dict[str, list[Mapping[str, Any]]] = {}
+    for record in records:
+        by_task.setdefault(str(record.get("task")), []).append(record)
+    labels: dict[int, str] = {}
+    for task, mine in by_task.items():
+        varying = {k: v for k, v in varying_params(mine).items() if k != "seed"}
+        for i, record in enumerate(mine):
+            shown = " ".join(f"{k}={v[i]}" for k, v in varying.items() if v[i] is not None)
+            labels[id(record)] = f"{task} ({shown})" if shown else task
+    return lambda record: labels.get(id(record), str(record.get("task")))
 
 
 def aggregate_verdict(rows: Sequence[Mapping[str, str]]) -> str:
