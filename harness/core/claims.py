@@ -333,9 +333,9 @@ def _pair(
     if matching or not candidates:
         return (matching[-1] if matching else None), None
     theirs = _options(candidates[-1])
-    wanted = " ".join(
-        f"--set {k}={format_value(v) if isinstance(v, float) else v}" for k, v in mine.items() if theirs.get(k) != v
-    )
+    differ = {k: v for k, v in mine.items() if theirs.get(k) != v}
+    shown = {k: format_value(v) if isinstance(v, float) else v for k, v in differ.items()}
+    wanted = " ".join(f"--set {k}={v}" for k, v in shown.items())
     note = f"no {claim.other_task} record on the same {', '.join(claim.same)}: run it with {wanted}"
     return None, Verdict(claim.id, "NO RESULT", None, note)
 
