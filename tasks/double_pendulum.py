@@ -6,15 +6,25 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.claims import Claim, fit_claim
-from harness.core.models import MLP, Params
-from harness.core.protocols import Dataset, HasEnergy, Predictor
-from harness.core.ranges import integer, non_negative, positive
-from harness.core.registry import register_task
-from harness.numerics.metrics import extrapolate, trajectory_metrics
-from harness.numerics.trajectory_task import TrajectoryTask
-from tasks._common.data import trajectory_dataset
-from tasks._common.physics import double_pendulum_field, double_pendulum_hamiltonian, solve_truth
+from harness import (
+    MLP,
+    Claim,
+    Dataset,
+    HasEnergy,
+    Params,
+    Predictor,
+    TrajectoryTask,
+    extrapolate,
+    fit_claim,
+    integer,
+    non_negative,
+    positive,
+    register_task,
+    solve_truth,
+    trajectory_dataset,
+    trajectory_metrics,
+)
+from tasks._common.physics import double_pendulum_field, double_pendulum_hamiltonian
 
 
 @register_task

@@ -8,17 +8,31 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness.core.claims import Claim, CrossClaim, fit_claim
-from harness.core.errors import UsageError, choices
-from harness.core.models import Params
-from harness.core.protocols import AbstractImplementation, Dataset, Predictor, TrainCallback, TrainResult
-from harness.core.ranges import integer, non_negative, one_of, positive
-from harness.core.registry import register_task
-from harness.core.training_protocol import Phase, default_protocol
-from harness.numerics.metrics import extrapolate, trajectory_metrics
+from harness import (
+    AbstractImplementation,
+    Claim,
+    CrossClaim,
+    Dataset,
+    Params,
+    Phase,
+    Predictor,
+    TrainCallback,
+    TrainResult,
+    UsageError,
+    choices,
+    default_protocol,
+    extrapolate,
+    fit_claim,
+    integer,
+    non_negative,
+    one_of,
+    positive,
+    register_task,
+    solve_truth,
+    trajectory_metrics,
+)
 from tasks._common.collocation import KERNELS, collocate, default_bandwidth, fit_collocation
 from tasks._common.hamiltonian import HamiltonianMLP
-from tasks._common.physics import solve_truth
 from tasks._common.symplectic import implicit_midpoint
 from tasks.double_pendulum import DoublePendulum
 

@@ -16,20 +16,36 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.claims import Claim
-from harness.core.models import MLP, Parametric, Params, flatten
-from harness.core.protocols import AbstractImplementation, Dataset, Predictor, TrainCallback, TrainResult
-from harness.core.ranges import flag, integer, non_negative, one_of, positive, probability, text
-from harness.core.registry import register_task
-from harness.core.training_protocol import Phase, default_protocol
-from harness.numerics.metrics import trajectory_metrics
-from harness.numerics.training import curriculum_stages
-from harness.numerics.trajectory_task import TrajectoryTask
-from tasks._common.data import trajectory_dataset
+from harness import (
+    MLP,
+    AbstractImplementation,
+    Claim,
+    Dataset,
+    Parametric,
+    Params,
+    Phase,
+    Predictor,
+    TrainCallback,
+    TrainResult,
+    TrajectoryTask,
+    curriculum_stages,
+    default_protocol,
+    flag,
+    flatten,
+    integer,
+    non_negative,
+    one_of,
+    positive,
+    probability,
+    register_task,
+    solve_truth,
+    text,
+    trajectory_dataset,
+    trajectory_metrics,
+)
 from tasks._common.hybrid_lv import MECHANISTIC, TRUTH, Y0, formula_model, hybrid_model, true_field
 from tasks._common.learnt_initial import Y0_OFFSET, clock_augmented, lead_in_predictor, learnt_initial_model
 from tasks._common.phased import PhasedTraining
-from tasks._common.physics import solve_truth
 from tasks._common.predation import predation_metrics
 from tasks._common.recovery import (
     cat_power_library,
@@ -447,6 +463,6 @@ class HybridLotkaVolterra(TrajectoryTask):
 
     def trajectories(self, predict: Predictor, data: Dataset) -> dict[str, np.ndarray]:
         """The default figure data, on the state (rabbit, cat) (see `plain_predictor`)."""
-        from harness.numerics.metrics import trajectories
+        from harness import trajectories
 
         return trajectories(*self.plain_predictor(predict, data))

@@ -7,12 +7,21 @@ from typing import Any
 import numpy as np
 from scipy.linalg import expm, expm_frechet
 
-from harness.core.claims import Claim, fit_claim
-from harness.core.models import Parametric, Params
-from harness.core.protocols import Dataset, Predictor, mse_loss, mse_loss_cotangent
-from harness.core.ranges import integer, non_negative, positive
-from harness.core.registry import register_task
-from harness.numerics.trajectory_task import TrajectoryTask
+from harness import (
+    Claim,
+    Dataset,
+    Parametric,
+    Params,
+    Predictor,
+    TrajectoryTask,
+    fit_claim,
+    integer,
+    mse_loss,
+    mse_loss_cotangent,
+    non_negative,
+    positive,
+    register_task,
+)
 from tasks._common.physics import linear_field
 
 #: the true matrix, A of 000 §3.1 eq. (3.2)
@@ -128,7 +137,7 @@ class LinearAdjoint(TrajectoryTask):
         return float(mse_loss(pred, data.y)), {"W": grad}, "closed form (expm Frechet derivative)"
 
     def metrics(self, predict: Predictor, data: Dataset, params: Params) -> dict[str, float]:
-        from harness.numerics.metrics import trajectory_metrics
+        from harness import trajectory_metrics
 
         W = np.asarray(params["W"])
         rel = float(np.linalg.norm(W - A_TRUE) / np.linalg.norm(A_TRUE))

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.core.claims import fit_claim
-from harness.core.models import MLP, Params
-from harness.core.protocols import Dataset, Predictor
-from harness.core.ranges import integer, non_negative, positive
-from harness.core.registry import register_task
-from harness.numerics.metrics import trajectory_metrics
-from harness.numerics.trajectory_task import TrajectoryTask
-from tasks._common.data import trajectory_dataset
+from harness import (
+    MLP,
+    Dataset,
+    Params,
+    Predictor,
+    TrajectoryTask,
+    fit_claim,
+    integer,
+    non_negative,
+    positive,
+    register_task,
+    trajectory_dataset,
+    trajectory_metrics,
+)
 from tasks._common.physics import lotka_volterra_field
 
 #: (alpha, beta, delta, gamma) of 000 §3.2

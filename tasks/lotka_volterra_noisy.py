@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.core.claims import fit_claim
-from harness.core.protocols import Dataset
-from harness.core.ranges import non_negative
-from harness.core.registry import register_task
-from tasks._common.data import trajectory_dataset
+from harness import Dataset, fit_claim, non_negative, register_task, trajectory_dataset
 from tasks._common.physics import lotka_volterra_field
 from tasks.lotka_volterra import LV_PARAMS, LotkaVolterra
 

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from harness.core.claims import Claim
-from harness.core.models import MLP, Params
-from harness.core.protocols import Dataset, Predictor
-from harness.core.registry import register_task
-from harness.numerics.reference import adjoint_reference_gradient
+from harness import MLP, Claim, Dataset, Params, Predictor, adjoint_reference_gradient, register_task
 from tasks.lotka_volterra_params import PairsTask
 
 

@@ -7,14 +7,22 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.claims import Claim
-from harness.core.models import AbstractVectorField, Parametric, Params, TimeScaled
-from harness.core.protocols import Dataset, Predictor
-from harness.core.ranges import integer, positive
-from harness.core.registry import register_task
-from harness.numerics.metrics import rmse
-from harness.numerics.trajectory_task import TrajectoryTask
-from tasks._common.physics import lotka_volterra_field, lotka_volterra_vjp, solve_truth
+from harness import (
+    AbstractVectorField,
+    Claim,
+    Dataset,
+    Parametric,
+    Params,
+    Predictor,
+    TimeScaled,
+    TrajectoryTask,
+    integer,
+    positive,
+    register_task,
+    rmse,
+    solve_truth,
+)
+from tasks._common.physics import lotka_volterra_field, lotka_volterra_vjp
 from tasks.lotka_volterra_short import LV_002, X0_002
 
 __all__ = ["LotkaVolterraParams", "PairsTask", "lotka_volterra_pairs"]

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.core.claims import Claim
-from harness.core.models import MLP, Params
-from harness.core.protocols import Dataset, Predictor
-from harness.core.ranges import integer, non_negative, positive
-from harness.core.registry import register_task
-from harness.numerics.metrics import trajectory_metrics
-from harness.numerics.trajectory_task import TrajectoryTask
-from tasks._common.data import trajectory_dataset
+from harness import (
+    MLP,
+    Claim,
+    Dataset,
+    Params,
+    Predictor,
+    TrajectoryTask,
+    integer,
+    non_negative,
+    positive,
+    register_task,
+    trajectory_dataset,
+    trajectory_metrics,
+)
 from tasks._common.physics import lotka_volterra_field
 
 #: the system of 002 §3: alpha = 1.1, beta = 0.4, delta = 0.1, gamma = 0.4, x0 = (0.8, 0.4)

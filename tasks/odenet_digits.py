@@ -18,20 +18,27 @@ from typing import Any, ClassVar, cast
 import array_api_compat
 import numpy as np
 
-from harness.core.claims import Claim, CrossClaim
-from harness.core.errors import UsageError
-from harness.core.models import (
+from harness import (
     MLP,
     AbstractMap,
     AbstractModel,
+    AbstractTask,
     AbstractVectorField,
+    Claim,
+    CrossClaim,
+    Dataset,
     Params,
+    Predictor,
+    Range,
+    UsageError,
     flatten,
+    integer,
+    positive,
+    probability,
+    register_task,
+    text,
     unflatten,
 )
-from harness.core.protocols import AbstractTask, Dataset, Predictor
-from harness.core.ranges import Range, integer, positive, probability, text
-from harness.core.registry import register_task
 from tasks._common.idx import MNIST_FILES, DataDirError, check_data_dir, idx_image_shape, read_idx
 
 __all__ = [
@@ -383,7 +390,7 @@ class OdenetDigits(AbstractTask):
         """The continuous adjoint over the whole batch with DOP853 at rtol = atol = 1e-12
         (`harness.numerics.reference.adjoint_reference_gradient`): forward sensitivities would solve
         B (1 + M) N equations, about 10^9 here."""
-        from harness.numerics.reference import adjoint_reference_gradient
+        from harness import adjoint_reference_gradient
 
         model = cast(AbstractVectorField, self.model)  # the ODE block (`ResnetDigits` has its own)
         return adjoint_reference_gradient(

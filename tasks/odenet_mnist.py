@@ -17,16 +17,34 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from harness.core.claims import Claim, CrossClaim
-from harness.core.convnets import ConvDownsampling, ConvODEField, ConvResBlocks, PoolLinearHead
-from harness.core.errors import UsageError
-from harness.core.models import AbstractModel, Composite, Params, flatten
-from harness.core.protocols import AbstractImplementation, AbstractTask, Dataset, Predictor, TrainCallback
-from harness.core.ranges import Range, integer, positive, probability, text
-from harness.core.registry import register_task
-from harness.core.training_protocol import Phase, default_protocol
-from harness.numerics.minibatch import minibatch_sgd
-from harness.numerics.optim import StepDecay
+from harness import (
+    AbstractImplementation,
+    AbstractModel,
+    AbstractTask,
+    Claim,
+    Composite,
+    ConvDownsampling,
+    ConvODEField,
+    ConvResBlocks,
+    CrossClaim,
+    Dataset,
+    Params,
+    Phase,
+    PoolLinearHead,
+    Predictor,
+    Range,
+    StepDecay,
+    TrainCallback,
+    UsageError,
+    default_protocol,
+    flatten,
+    integer,
+    minibatch_sgd,
+    positive,
+    probability,
+    register_task,
+    text,
+)
 from tasks._common.idx import MNIST_FILES, DataDirError, check_data_dir, read_idx
 from tasks.odenet_digits import N_CLASSES, cross_entropy, cross_entropy_cotangent, one_hot_targets
 
@@ -327,7 +345,7 @@ class OdenetMnist(AbstractTask):
         """The continuous adjoint of the ODE block by DOP853 at rtol = atol = 1e-8, the
         down-sampling and head by their hand-written NumPy VJPs
         (`harness.numerics.reference.composite_reference_gradient`)."""
-        from harness.numerics.reference import composite_reference_gradient
+        from harness import composite_reference_gradient
 
         return composite_reference_gradient(
             self.model, params, data, rtol=1e-8, atol=1e-8, loss=self.loss, cotangent=self.loss_cotangent

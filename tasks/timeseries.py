@@ -8,13 +8,20 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.errors import UsageError
-from harness.core.models import MLP, Params
-from harness.core.protocols import Dataset, Predictor
-from harness.core.ranges import flag, integer, probability, text
-from harness.core.registry import register_task
-from harness.numerics.metrics import trajectory_metrics
-from harness.numerics.trajectory_task import TrajectoryTask
+from harness import (
+    MLP,
+    Dataset,
+    Params,
+    Predictor,
+    TrajectoryTask,
+    UsageError,
+    flag,
+    integer,
+    probability,
+    register_task,
+    text,
+    trajectory_metrics,
+)
 from tasks._common.csv_series import Series, read_series
 
 #: the data when no `path` is given: Hudson's Bay Company hare and lynx pelts, 1900-1920

@@ -28,7 +28,10 @@ RANKS = {
     "harness.devtools": 6,
     "harness.cli": 7,
     "harness.__main__": 8,
-    "harness": 0,  # harness/__init__.py: the version only
+    # the public API (`harness.api`, re-exported lazily by harness/__init__.py): what task
+    # and back-end authors import, from the layers below them
+    "harness.api": 2,
+    "harness": 2,
 }
 MAX_LINES = 500
 
@@ -127,3 +130,43 @@ def test_no_module_is_long() -> None:
     lengths = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
     long = {name: n for name, n in lengths.items() if n > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+#: where the public API must be the only way into the harness: in-tree tasks (their
+#: private helpers in tasks/_common aside) and the example plugin, as a plugin author writes
+PUBLIC_ONLY = [*(ROOT / "tasks").glob("*.py"), *(ROOT / "examples").rglob("*.py")]
+
+
+def test_tasks_and_the_example_plugin_import_only_the_public_api() -> None:
+    """#27: `from harness import ...`, never a module inside the package."""
+    private = []
+    for path in PUBLIC_ONLY:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            else:
+                continue
+            private += [
+                f"{path.relative_to(ROOT)}:{node.lineno} imports {m}"
+                for m in modules
+                if m.startswith("harness.")
+            ]
+    assert not private, "\n".join(private)
+
+
+def test_the_public_api_loads_on_first_use() -> None:
+    """`import harness` loads no numerical library (thread counts are set first); a name of
+    `harness.api` loads it; a name outside it is an AttributeError."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, harness; assert 'numpy' not in sys.modules; "
+        "from harness import TrajectoryTask, register_task, Phase; "
+        "from harness import api; assert sorted(api.__all__) == sorted(set(api.__all__)); "
+        "assert all(getattr(harness, n) is getattr(api, n) for n in api.__all__); "
+        "assert not hasattr(harness, 'protocols_private')"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

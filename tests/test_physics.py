@@ -10,13 +10,9 @@ from conftest import problem, rel_error
 
 from harness.core.models import flatten, unflatten
 from harness.core.protocols import mse_loss
+from harness.numerics.datasets import solve_truth
 from harness.numerics.reference import forward_sensitivity_gradient
-from tasks._common.physics import (
-    double_pendulum_field,
-    double_pendulum_hamiltonian,
-    lotka_volterra_field,
-    solve_truth,
-)
+from tasks._common.physics import double_pendulum_field, double_pendulum_hamiltonian, lotka_volterra_field
 
 PENDULUM = {"m1": 1.0, "m2": 1.3, "l1": 0.8, "l2": 1.1, "g": 9.8}  # unequal, to catch swapped terms
 

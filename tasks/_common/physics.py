@@ -12,7 +12,6 @@ from typing import Any
 
 import array_api_compat
 import numpy as np
-from scipy.integrate import solve_ivp
 
 __all__ = [
     "double_pendulum_field",
@@ -20,7 +19,6 @@ __all__ = [
     "linear_field",
     "lotka_volterra_field",
     "lotka_volterra_vjp",
-    "solve_truth",
 ]
 
 
@@ -87,28 +85,3 @@ def double_pendulum_field(y: Any, p: Mapping[str, float], xp: Any = None) -> Any
     dp1 = -(m1 + m2) * g * l1 * xp.sin(q1) - c1 + c2
     dp2 = -m2 * g * l2 * xp.sin(q2) + c1 - c2
     return xp.stack([dq1, dq2, dp1, dp2], axis=-1)
-
-
-def solve_truth(
-    field: Any,
-    y0: np.ndarray,
-    times: np.ndarray,
-    *,
-    rtol: float = 1e-12,
-    atol: float = 1e-12,
-    method: str = "DOP853",
-) -> np.ndarray:
-    """Reference trajectories of `field(y)` (a batch function) at `times`, shape (T, B, N).
-
-    `times` is monotonic and starts at the time of `y0`; it may decrease (backward in time).
-    """
-    y0 = np.asarray(y0, dtype=float)
-    shape = y0.shape
-
-    def rhs(_t: float, flat: np.ndarray) -> np.ndarray:
-        return np.asarray(field(flat.reshape(shape))).ravel()
-
-    sol = solve_ivp(rhs, (times[0], times[-1]), y0.ravel(), t_eval=times, method=method, rtol=rtol, atol=atol)
-    if not sol.success:
-        raise RuntimeError(f"reference solve failed: {sol.message}")
-    return sol.y.T.reshape((len(times), *shape))

@@ -6,14 +6,21 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.claims import Claim
-from harness.core.models import MLP, InputTransformed, Params
-from harness.core.protocols import Dataset, Predictor
-from harness.core.ranges import integer, non_negative, positive
-from harness.core.registry import register_task
-from harness.numerics.metrics import trajectory_metrics
-from harness.numerics.trajectory_task import TrajectoryTask
-from tasks._common.data import trajectory_dataset
+from harness import (
+    MLP,
+    Claim,
+    Dataset,
+    InputTransformed,
+    Params,
+    Predictor,
+    TrajectoryTask,
+    integer,
+    non_negative,
+    positive,
+    register_task,
+    trajectory_dataset,
+    trajectory_metrics,
+)
 
 #: ode_demo's `true_A`
 A_TRUE = np.array([[-0.1, 2.0], [-2.0, -0.1]])

@@ -1,4 +1,6 @@
-"""Building a `Dataset` from a true vector field (shared by the trajectory tasks)."""
+"""Observations of a known vector field: the reference trajectories (SciPy's DOP853 at
+rtol = atol = 1e-12) and a `Dataset` with extrapolation windows either side (shared by the
+trajectory tasks and plugins)."""
 
 from __future__ import annotations
 
@@ -6,9 +8,36 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+from scipy.integrate import solve_ivp
 
-from harness.core.protocols import Dataset
-from tasks._common.physics import solve_truth
+from harness.core.data import Dataset
+
+__all__ = ["solve_truth", "trajectory_dataset"]
+
+
+def solve_truth(
+    field: Any,
+    y0: np.ndarray,
+    times: np.ndarray,
+    *,
+    rtol: float = 1e-12,
+    atol: float = 1e-12,
+    method: str = "DOP853",
+) -> np.ndarray:
+    """Reference trajectories of `field(y)` (a batch function) at `times`, shape (T, B, N).
+
+    `times` is monotonic and starts at the time of `y0`; it may decrease (backward in time).
+    """
+    y0 = np.asarray(y0, dtype=float)
+    shape = y0.shape
+
+    def rhs(_t: float, flat: np.ndarray) -> np.ndarray:
+        return np.asarray(field(flat.reshape(shape))).ravel()
+
+    sol = solve_ivp(rhs, (times[0], times[-1]), y0.ravel(), t_eval=times, method=method, rtol=rtol, atol=atol)
+    if not sol.success:
+        raise RuntimeError(f"reference solve failed: {sol.message}")
+    return sol.y.T.reshape((len(times), *shape))
 
 
 def trajectory_dataset(
