@@ -101,13 +101,13 @@ def load_digits_split(
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    digits = load_digits()
+    digits: Any = load_digits()
     x = average_pool(np.asarray(digits.images, dtype=np.float64) / 16.0, pool)
     labels = np.asarray(digits.target, dtype=np.int64)
     x_train, x_test, y_train, y_test = train_test_split(
         x, labels, test_size=test_fraction, stratify=labels, random_state=seed
     )
-    return x_train, y_train, x_test, y_test
+    return np.asarray(x_train), np.asarray(y_train), np.asarray(x_test), np.asarray(y_test)
 
 
 def _subset(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -87,7 +87,7 @@ def load_mnist_subset(seed: int, *, n_train: int, n_test: int) -> tuple[np.ndarr
         stratify=labels,
         random_state=seed,
     )
-    return x_train, y_train, x_test, y_test
+    return tuple(np.asarray(a) for a in (x_train, y_train, x_test, y_test))
 
 
 def load_mnist_images(data_dir: str, seed: int, *, n_train: int, n_test: int) -> tuple[np.ndarray, ...]:

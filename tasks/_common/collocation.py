@@ -17,7 +17,7 @@ give far smaller derivative errors, which is why callers may pass their own.
 
 from __future__ import annotations
 
-import types
+from collections.abc import Callable
 
 import numpy as np
 
@@ -130,6 +130,16 @@ def fit_collocation(
         _, grad = model.vjp_numpy(p, states, 2.0 * resid / count)
         return float(np.sum(resid * resid) / count), grad
 
-    objective = types.SimpleNamespace(value_and_grad=loss_and_grad)
-    result = driver.adam(objective, params, iters=iters, lr=lr, callback=callback)
+    result = driver.adam(_Objective(loss_and_grad), params, iters=iters, lr=lr, callback=callback)
     return result.params, result.loss_history, loss_and_grad(result.params)[0]
+
+
+class _Objective:
+    """The driver's objective (`harness.numerics.driver.Objective`) from a loss-and-gradient
+    function."""
+
+    def __init__(self, function: Callable[[Params], tuple[float, Params]]) -> None:
+        self._function = function
+
+    def value_and_grad(self, params: Params) -> tuple[float, Params]:
+        return self._function(params)

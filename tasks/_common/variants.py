@@ -64,7 +64,7 @@ class VariantTask(TrajectoryTask):
         super().__init__()
         self.parent = parent
         self._model = model
-        self.solver_defaults = parent.solver_defaults
+        self.solver_defaults = parent.solver_defaults  # pyright: ignore[reportAttributeAccessIssue]
 
     @property
     def model(self) -> Parametric:
