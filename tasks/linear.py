@@ -7,8 +7,6 @@ import numpy as np
 from harness import (
     MLP,
     Dataset,
-    Params,
-    Predictor,
     TrajectoryTask,
     fit_claim,
     integer,
@@ -16,7 +14,6 @@ from harness import (
     positive,
     register_task,
     trajectory_dataset,
-    trajectory_metrics,
 )
 from tasks._common.physics import linear_field
 from tasks.linear_adjoint import A_TRUE
@@ -97,6 +94,3 @@ class Linear(TrajectoryTask):
         n_ext = max(2, round((self.n_obs - 1) * self.extrap / self.t1))
         field = lambda y: linear_field(y, A_TRUE, np)
         return trajectory_dataset(field, y0, t, extrap=self.extrap, n_extrap=n_ext, truth={"A": A_TRUE})
-
-    def metrics(self, predict: Predictor, data: Dataset, params: Params) -> dict[str, float]:
-        return trajectory_metrics(predict, data)

@@ -7,8 +7,6 @@ import numpy as np
 from harness import (
     MLP,
     Dataset,
-    Params,
-    Predictor,
     TrajectoryTask,
     fit_claim,
     integer,
@@ -16,7 +14,6 @@ from harness import (
     positive,
     register_task,
     trajectory_dataset,
-    trajectory_metrics,
 )
 from tasks._common.physics import lotka_volterra_field
 
@@ -92,6 +89,3 @@ class LotkaVolterra(TrajectoryTask):
         return trajectory_dataset(
             field, np.array([1.0, 1.0]), t, extrap=self.extrap, n_extrap=n_ext, truth=LV_PARAMS
         )
-
-    def metrics(self, predict: Predictor, data: Dataset, params: Params) -> dict[str, float]:
-        return trajectory_metrics(predict, data)

@@ -8,15 +8,12 @@ from harness import (
     MLP,
     Claim,
     Dataset,
-    Params,
-    Predictor,
     TrajectoryTask,
     integer,
     non_negative,
     positive,
     register_task,
     trajectory_dataset,
-    trajectory_metrics,
 )
 from tasks._common.physics import lotka_volterra_field
 
@@ -69,6 +66,3 @@ class LotkaVolterraShort(TrajectoryTask):
         t = np.concatenate([[0.0], np.sort(rng.uniform(0.0, self.t1, self.n_obs))])
         field = lambda y: lotka_volterra_field(y, LV_002, np)
         return trajectory_dataset(field, X0_002, t, extrap=self.extrap, n_extrap=20, truth=LV_002)
-
-    def metrics(self, predict: Predictor, data: Dataset, params: Params) -> dict[str, float]:
-        return trajectory_metrics(predict, data)

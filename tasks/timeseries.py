@@ -11,8 +11,6 @@ import numpy as np
 from harness import (
     MLP,
     Dataset,
-    Params,
-    Predictor,
     TrajectoryTask,
     UsageError,
     flag,
@@ -20,7 +18,6 @@ from harness import (
     probability,
     register_task,
     text,
-    trajectory_metrics,
 )
 from tasks._common.csv_series import Series, read_series
 
@@ -108,6 +105,3 @@ class TimeSeries(TrajectoryTask):
         observed = y[:, None, :]  # (R, 1, N): one trajectory
         extra = {"t_forward": series.t[n:], "y_forward": observed[n:]} if n < series.t.size else {}
         return Dataset(t=series.t[:n], y=observed[:n], y0=observed[0], y_true=observed[:n], truth={}, **extra)
-
-    def metrics(self, predict: Predictor, data: Dataset, params: Params) -> dict[str, float]:
-        return trajectory_metrics(predict, data)

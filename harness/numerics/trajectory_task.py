@@ -20,7 +20,7 @@ from harness.core.protocols import (
     TrainResult,
 )
 from harness.numerics import driver
-from harness.numerics.metrics import trajectories
+from harness.numerics.metrics import trajectories, trajectory_metrics
 from harness.numerics.reference import forward_sensitivity_gradient
 from harness.numerics.training import curriculum_fit
 
@@ -54,6 +54,11 @@ class TrajectoryTask(AbstractTask):
         return forward_sensitivity_gradient(
             model, params, data, rtol=1e-12, atol=1e-12, loss=self.loss, cotangent=self.loss_cotangent
         )
+
+    def metrics(self, predict: Predictor, data: Dataset, params: Params) -> dict[str, float]:
+        """Fit and extrapolation RMSEs, absolute and relative, and the window lengths an
+        extrapolation follows (`harness.numerics.metrics.trajectory_metrics`)."""
+        return trajectory_metrics(predict, data)
 
     def trajectories(self, predict: Predictor, data: Dataset) -> dict[str, np.ndarray]:
         return trajectories(predict, data)

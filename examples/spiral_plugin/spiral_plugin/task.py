@@ -12,14 +12,12 @@ from harness import (
     Dataset,
     InputTransformed,
     Params,
-    Predictor,
     TrajectoryTask,
     integer,
     non_negative,
     positive,
     register_task,
     trajectory_dataset,
-    trajectory_metrics,
 )
 
 #: ode_demo's `true_A`
@@ -146,6 +144,3 @@ class Spiral(TrajectoryTask):
             y_forward=both.y_true[n:],
             truth={"A": A_TRUE},
         )
-
-    def metrics(self, predict: Predictor, data: Dataset, params: Params) -> dict[str, float]:
-        return trajectory_metrics(predict, data)
