@@ -29,6 +29,7 @@ from typing import Any
 from harness.core.errors import UsageError, one_line
 from harness.execution.engine import Engine, Job, Outcome
 from harness.execution.environment import cpu_affinity, job_environment
+from harness.execution.scheduler_address import check_address, probe_scheduler
 from harness.execution.subprocess_engine import kill_group, run_job
 from harness.planning.cell import cell_id
 
@@ -204,7 +205,9 @@ class DaskEngine(Engine):
         self._before = {k: os.environ.get(k) for k in nanny_environment()}
         try:
             if self.scheduler is not None:
-                self._client = Client(self.scheduler, timeout=self.connect_timeout, set_as_default=False)
+                address = check_address(self.scheduler)
+                probe_scheduler(address, self.connect_timeout)  # bounded: nothing else is
+                self._client = Client(address, timeout=self.connect_timeout, set_as_default=False)
             else:
                 with dask.config.set({"distributed.scheduler.no-workers-timeout": "60s"}), _sigint_ignored():
                     self._cluster = self._make_cluster()
@@ -235,12 +238,16 @@ class DaskEngine(Engine):
     ) -> None:
         client, cluster = self._client, self._cluster
         self._client = self._cluster = None
-        for closeable in (client, cluster):
-            if closeable is not None:
-                try:
-                    closeable.close()
-                except Exception:  # a cluster already gone: nothing left to close
-                    pass
+        if client is not None:
+            try:
+                client.close(timeout=self.connect_timeout)
+            except Exception:  # a scheduler already gone: nothing left to close
+                pass
+        if cluster is not None:
+            try:
+                cluster.close()
+            except Exception:  # a cluster already gone: nothing left to close
+                pass
         self._restore_environment()
 
     def _restore_environment(self) -> None:

@@ -24,6 +24,7 @@ from harness.core.errors import one_line
 from harness.reporting import figures
 from harness.reporting.answer import answer_html, answer_lines
 from harness.reporting.html_parts import CSS, cell_number, html_table
+from harness.reporting.markdown import markdown_table
 from harness.reporting.params import varying_params
 from harness.reporting.retarget import step_time_s
 from harness.reporting.tables import (
@@ -396,26 +397,22 @@ def render_markdown(
     if answer := answer_lines(records):
         lines += ["## Which back-end?", "", *answer[1:], ""]
     if rows := study_claims(directory):
-        from tabulate import tabulate
-
         lines += [
             "## Claims about the methods",
             "",
             STUDY_CLAIMS_NOTE,
             "",
-            tabulate(rows, headers="keys", tablefmt="github"),
+            markdown_table(rows, headers="keys", tablefmt="github"),
             "",
         ]
     lines += ["## Results", "", format_records(records, verdicts=False)]
     exponents = _exponents_rows(records)
     if exponents:
-        from tabulate import tabulate
-
         lines += [
             "",
             "## Memory exponents k (memory ~ t1^k)",
             "",
-            tabulate(exponents, headers="keys", tablefmt="github"),
+            markdown_table(exponents, headers="keys", tablefmt="github"),
         ]
     lines += ["", "## Figures", ""]
     drawn = [(f, f.path) for f in results if f.path is not None]
