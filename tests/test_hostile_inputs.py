@@ -488,3 +488,67 @@ def test_the_table_holds_at_least_60_cases_with_distinct_ids() -> None:
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids))
     assert len(ids) >= 60
+
+
+# --------------------------------------------------------------------------- what is written
+
+
+def _hostile_folder(tmp: Path) -> tuple[Path, list[dict[str, Any]]]:
+    """Two real records of the reference folder (lotka_volterra) with hostile names: a
+    back-end named with `|` and matplotlib math, a reason with `|` and a newline."""
+    import json
+    import shutil
+
+    source = ROOT / "results" / "reference"
+    records = [json.loads(x) for x in (source / "records.jsonl").read_text().splitlines() if x.strip()]
+    records = [r for r in records if r["task"] == "lotka_volterra" and r["status"] == "ok"][:2]
+    assert len(records) == 2
+    (tmp / "trajectories").mkdir()
+    for record in records:
+        shutil.copy(source / record["trajectory_file"], tmp / record["trajectory_file"])
+    records[0] = {**records[0], "impl": "evil|impl $x^$"}
+    records[1] = {**records[1], "impl": "a$b$c", "reason": "a|b\nc $\\frac$"}
+    return tmp, records
+
+
+def test_hostile_names_keep_the_markdown_tables_whole(tmp_path: Path) -> None:
+    from harness.reporting.html_report import render_markdown
+
+    folder, records = _hostile_folder(tmp_path)
+    markdown = render_markdown(folder, records, [])
+    blocks: list[list[str]] = [[]]
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            blocks[-1].append(line)
+        elif blocks[-1]:
+            blocks.append([])
+    tables = [b for b in blocks if b]
+    assert tables and any("evil\\|impl" in line for b in tables for line in b)
+    for table in tables:  # every row has as many cell borders (unescaped |) as its header
+        borders = {len(re.findall(r"(?<!\\)\|", line)) for line in table}
+        assert len(borders) == 1, table
+
+
+def test_hostile_names_are_drawn_as_text_in_every_figure(tmp_path: Path) -> None:
+    """A `$...$` in a back-end name was parsed as matplotlib math: on main (619e872) all
+    five figures of these records failed with `ValueError: x^`."""
+    pytest.importorskip("seaborn")
+    from harness.reporting.html_report import build_figures
+
+    folder, records = _hostile_folder(tmp_path)
+    results = build_figures(records, folder)
+    assert len(results) >= 4
+    assert [(f.name, f.error) for f in results if f.error] == []
+
+
+def test_a_valid_archive_passes_the_validator_unchanged(tmp_path: Path) -> None:
+    from harness.store.validate import load_trajectory
+
+    arrays = {"t": np.linspace(0, 1, 5), "y": np.arange(12.0).reshape(3, 4), "n": np.arange(3)}
+    np.savez(tmp_path / "plain.npz", **arrays)
+    np.savez_compressed(tmp_path / "packed.npz", **arrays)
+    for name in ("plain.npz", "packed.npz"):
+        loaded = load_trajectory(tmp_path, name)
+        assert loaded is not None and set(loaded) == set(arrays)
+        for key, value in arrays.items():
+            np.testing.assert_array_equal(loaded[key], value)

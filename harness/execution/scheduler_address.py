@@ -63,14 +63,15 @@ async def _identity(address: str, timeout: float) -> Any:
 
 
 def probe_scheduler(address: str, timeout: float) -> None:
-    """One `identity` request to `address`, all of it within `timeout` seconds (run on a
+    """One `identity` request to `address`, all of it within `timeout` + 1 seconds (run on a
     thread of its own, so that a caller's event loop does not matter); no answer, or one
     that is not a Dask scheduler's, is a one-line `UsageError` saying what to do."""
     result: dict[str, Any] = {}
 
     def ask() -> None:
         try:
-            result["reply"] = asyncio.run(asyncio.wait_for(_identity(address, timeout), timeout))
+            # connect's own deadline first (a refused port: its OSError), then ours
+            result["reply"] = asyncio.run(asyncio.wait_for(_identity(address, timeout), timeout + 1.0))
         except BaseException as exc:  # reported below, in the caller's thread
             result["error"] = exc
 
