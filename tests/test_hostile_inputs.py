@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import faulthandler
+import gzip
 import io
 import os
 import re
@@ -238,7 +239,39 @@ def no_sbatch(tmp: Path, stack: contextlib.ExitStack) -> dict[str, str]:
     return {"path": str(empty)}
 
 
+def mnist(kind: str) -> Setup:
+    """A data_dir of four small MNIST IDX files, one of them made wrong by `kind`."""
+
+    def idx(path: Path, array: np.ndarray) -> None:
+        head = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+        raw = head + np.asarray(array, dtype=">u1").tobytes()
+        if kind == "truncated" and "train-images" in path.name:
+            raw = raw[:-100]
+        path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
+
+    def setup(tmp: Path, stack: contextlib.ExitStack) -> dict[str, str]:
+        data = tmp / "mnist"
+        data.mkdir()
+        labels = np.arange(30) % 10
+        if kind == "label-out-of-range":
+            labels[7] = 12
+        images = np.zeros((30, 28, 28), dtype=np.uint8)
+        suffix = ".gz" if kind == "gz-truncated" else ""
+        idx(data / f"train-images-idx3-ubyte{suffix}", images)
+        idx(data / "train-labels-idx1-ubyte", labels if kind != "count" else labels[:20])
+        idx(data / "t10k-images-idx3-ubyte", images[:10])
+        idx(data / "t10k-labels-idx1-ubyte", labels[:10] if kind != "labels-2d" else labels[:10].reshape(2, 5))
+        if kind == "gz-truncated":
+            path = data / "train-images-idx3-ubyte.gz"
+            path.write_bytes(path.read_bytes()[:-4] + (5).to_bytes(4, "little"))
+        return {"data": str(data), "tmp": str(tmp)}
+
+    return setup
+
+
 # --------------------------------------------------------------------------- the table
+
+MNIST = ["run", "--task", "odenet_digits", "--impl", "numpy-adjoint", "--quiet", "--out", "{tmp}/out"]
 
 _BAD_NPY = _npy_header((2**40,))
 _OPTION = r"bad --cluster-option"
@@ -282,6 +315,7 @@ CASES = [
     Case("slurm-gpus-huge", [*SLURM, "--cluster-option", "gpus=1e9"], rf"{_OPTION} gpus=1e9"),
     Case("slurm-memory-text", [*SLURM, "--cluster-option", "memory=lots"], rf"{_OPTION} memory=lots: .*8GB"),
     Case("slurm-memory-negative", [*SLURM, "--cluster-option", "memory=-5GB"], rf"{_OPTION} memory=-5GB"),
+    Case("slurm-memory-overflow", [*SLURM, "--cluster-option", "memory=1e400GB"], rf"{_OPTION} memory=1e400GB"),
     Case("slurm-memory-zero", [*SLURM, "--cluster-option", "memory=0"], rf"{_OPTION} memory=0"),
     Case("slurm-walltime-word", [*SLURM, "--cluster-option", "walltime=forever"],
          rf"{_OPTION} walltime=forever: must be SLURM time"),
@@ -396,6 +430,17 @@ CASES = [
     Case("fault-empty", RUN, r"bad HARNESS_FAULT='': expected IMPL:MODE", env={"HARNESS_FAULT": ""}),
     Case("fault-newline", RUN, r"bad HARNESS_FAULT='numpy-adjoint:hang\\\\n", env={"HARNESS_FAULT": "numpy-adjoint:hang\n"}),
     Case("fault-in-dask", DASK, r"unknown mode 'boom'", env={"HARNESS_FAULT": "numpy-adjoint:boom"}),
+    Case("mnist-label-out-of-range", [*MNIST, "--set", "data_dir={data}"],
+         r"data_dir '.*': 'train-labels-idx1-ubyte' holds labels 0\.\.12; labels must be digits 0-9",
+         setup=mnist("label-out-of-range")),
+    Case("mnist-label-count", [*MNIST, "--set", "data_dir={data}"],
+         r"'train-labels-idx1-ubyte' holds shape \(20,\), not one label for each of 30 images", setup=mnist("count")),
+    Case("mnist-labels-2d", [*MNIST, "--set", "data_dir={data}"], r"'t10k-labels-idx1-ubyte' holds shape \(2, 5\)",
+         setup=mnist("labels-2d")),
+    Case("mnist-images-truncated", [*MNIST, "--set", "data_dir={data}"],
+         r"'train-images-idx3-ubyte': its header declares \(30, 28, 28\)", setup=mnist("truncated")),
+    Case("mnist-gz-size", [*MNIST, "--set", "data_dir={data}"], r"'train-images-idx3-ubyte\.gz': its header declares",
+         setup=mnist("gz-truncated")),
     Case("impl-with-space", ["run", "--task", "lotka_volterra", "--impl", "numpy adjoint"],
          r"bad selection 'numpy adjoint'.*; choose from: jax-backsolve, .*numpy-adjoint, .*all"),
     Case("task-with-space", ["run", "--task", "lotka volterra"], r"bad selection 'lotka volterra'.*choose from: .*lotka_volterra"),

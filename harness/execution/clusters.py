@@ -56,7 +56,7 @@ def _check_value(key: str, value: str) -> str:
 
         try:
             size = parse_bytes(value)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):  # 1e400GB overflows
             size = -1
         if size <= 0:
             raise UsageError(f"bad --cluster-option memory={value}: must be a size such as 8GB or 512MiB")
