@@ -297,7 +297,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     records = load_records(args.directory)
     if args.format != "table" or args.no_figures:
         return _report(args, records)  # the table alone: nothing written
-    with writer_lock(args.directory, "the report"):  # not while a run writes there
+    with writer_lock(
+        args.directory, "the report", "--no-figures prints the table only"
+    ):  # not while a run writes
         return _report(args, records)
 
 

@@ -260,7 +260,9 @@ def mnist(kind: str) -> Setup:
         idx(data / f"train-images-idx3-ubyte{suffix}", images)
         idx(data / "train-labels-idx1-ubyte", labels if kind != "count" else labels[:20])
         idx(data / "t10k-images-idx3-ubyte", images[:10])
-        idx(data / "t10k-labels-idx1-ubyte", labels[:10] if kind != "labels-2d" else labels[:10].reshape(2, 5))
+        idx(
+            data / "t10k-labels-idx1-ubyte", labels[:10] if kind != "labels-2d" else labels[:10].reshape(2, 5)
+        )
         if kind == "gz-truncated":
             path = data / "train-images-idx3-ubyte.gz"
             path.write_bytes(path.read_bytes()[:-4] + (5).to_bytes(4, "little"))

@@ -13,12 +13,13 @@ outside its timeout), so the run hung past every timeout.  Here the address is p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import Any
 
 from harness.core.errors import UsageError, one_line
 
-__all__ = ["SCHEMES", "check_address", "probe_scheduler"]
+__all__ = ["SCHEMES", "check_address", "new_client", "probe_scheduler"]
 
 #: the transports a `--scheduler` address may name
 SCHEMES = ("tcp", "tls", "ws", "wss", "inproc", "ucx")
@@ -98,3 +99,22 @@ def probe_scheduler(address: str, timeout: float) -> None:
         raise UsageError(
             f"cannot run on {where}: it is {what}, not a scheduler (give the scheduler's address)"
         )
+
+
+def new_client(address: Any, *, timeout: float) -> Any:
+    """`distributed.Client(address, timeout=timeout, set_as_default=False)` that closes
+    itself when its constructor fails: a half-built client left to its `__del__` stalled for
+    the close timeout and printed a traceback at exit (`Client.__del__` closes only when its
+    loop was assigned).  The caller closes a client that was built."""
+    from distributed import Client
+
+    class ClosingClient(Client):
+        def __init__(self) -> None:
+            try:
+                super().__init__(address, timeout=timeout, set_as_default=False)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.close(timeout=timeout)
+                raise
+
+    return ClosingClient()

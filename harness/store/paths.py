@@ -120,14 +120,12 @@ def path_argument(text: str) -> Path:
 
 
 @contextlib.contextmanager
-def writer_lock(folder: Path | str, what: str) -> Iterator[Path]:
+def writer_lock(folder: Path | str, what: str, hint: str = "") -> Iterator[Path]:
     """``with writer_lock(dir, "the report"):`` every writer into an existing results
     folder (`report`, a study's report) holds its lock (a run writing there: one line,
-    exit 2) and finds it writable (else one line naming it)."""
+    exit 2) and finds it writable (else one line naming it, and `hint`: what to do)."""
     folder = Path(folder)
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(
-            f"cannot write {what} into '{folder}': permission denied (--no-figures prints the table only)"
-        )
+        raise UsageError(f"cannot write {what} into '{folder}': permission denied{hint and f' ({hint})'}")
     with folder_lock(folder) as held:
         yield held
