@@ -9,6 +9,8 @@ point prints (a `Client.__del__` traceback, a plugin's `sys.exit`, tornado's log
 would show.
 """
 
+# ruff: noqa: E501  (the table below keeps one case to a row or two)
+
 from __future__ import annotations
 
 import contextlib
@@ -284,6 +286,9 @@ CASES = [
          r"bad --scheduler 'tcp://host:notaport': expected tcp://HOST:PORT", sub=True),
     Case("scheduler-unknown-scheme", [*DASK, "--scheduler", "foo://x:1"],
          r"unknown scheme 'foo'; choose from: tcp, tls"),
+    Case("scheduler-inproc", [*DASK, "--scheduler", "inproc://x"], r"unknown scheme 'inproc'; choose from: tcp, tls"),
+    Case("scheduler-tls-unconfigured", [*DASK, "--scheduler", "tls://127.0.0.1:1"],
+         r"TLS needs Dask's TLS settings \(distributed\.comm\.tls\.ca-file"),
     Case("scheduler-port-out-of-range", [*DASK, "--scheduler", "127.0.0.1:99999"],
          r"bad --scheduler '127.0.0.1:99999': expected .*port 1-65535"),
     Case("scheduler-port-zero", [*DASK, "--scheduler", "tcp://127.0.0.1:0"], r"port 1-65535"),

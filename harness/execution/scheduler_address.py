@@ -21,8 +21,9 @@ from harness.core.errors import UsageError, one_line
 
 __all__ = ["SCHEMES", "check_address", "new_client", "probe_scheduler"]
 
-#: the transports a `--scheduler` address may name
-SCHEMES = ("tcp", "tls", "ws", "wss", "inproc", "ucx")
+#: the transports a `--scheduler` address may name (inproc is one process's own; ucx needs
+#: a further package and is not offered)
+SCHEMES = ("tcp", "tls", "ws", "wss")
 _FORM = "tcp://HOST:PORT (port 1-65535)"
 
 
@@ -41,8 +42,6 @@ def check_address(address: str) -> str:
         raise UsageError(
             f"bad --scheduler {address!r}: unknown scheme '{scheme}'; choose from: {', '.join(SCHEMES)}"
         )
-    if scheme in ("inproc", "ucx"):
-        return text
     try:
         host, port = parse_host_port(location)
     except (ValueError, TypeError):
@@ -52,10 +51,24 @@ def check_address(address: str) -> str:
     return text
 
 
-async def _identity(address: str, timeout: float) -> Any:
+def _connection_args(address: str) -> dict[str, Any]:
+    """What a client passes to `connect` (Dask's security configuration); a `tls://` or
+    `wss://` address without Dask's TLS settings is a one-line `UsageError`."""
+    from distributed.security import Security
+
+    args = Security().get_connection_args("client")
+    if address.startswith(("tls://", "wss://")) and args.get("ssl_context") is None:
+        raise UsageError(
+            f"cannot run on the Dask scheduler at {address}: TLS needs Dask's TLS settings "
+            "(distributed.comm.tls.ca-file, .client.cert, .client.key in the Dask configuration)"
+        )
+    return args
+
+
+async def _identity(address: str, timeout: float, args: dict[str, Any]) -> Any:
     from distributed.comm import connect
 
-    comm = await connect(address, timeout=timeout)
+    comm = await connect(address, timeout=timeout, **args)
     try:
         await comm.write({"op": "identity", "reply": True})
         return await comm.read()
@@ -68,11 +81,12 @@ def probe_scheduler(address: str, timeout: float) -> None:
     thread of its own, so that a caller's event loop does not matter); no answer, or one
     that is not a Dask scheduler's, is a one-line `UsageError` saying what to do."""
     result: dict[str, Any] = {}
+    args = _connection_args(address)
 
     def ask() -> None:
         try:
             # connect's own deadline first (a refused port: its OSError), then ours
-            result["reply"] = asyncio.run(asyncio.wait_for(_identity(address, timeout), timeout + 1.0))
+            result["reply"] = asyncio.run(asyncio.wait_for(_identity(address, timeout, args), timeout + 1.0))
         except BaseException as exc:  # reported below, in the caller's thread
             result["error"] = exc
 
