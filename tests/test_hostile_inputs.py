@@ -59,6 +59,7 @@ class Case:
     tool: str = "harness"  # or "merge"
     sub: bool = False
     status: int = 2
+    absent: str = ""  # a path that must not exist afterwards (refused before the folder is made)
 
 
 # --------------------------------------------------------------------------- setups
@@ -235,6 +236,26 @@ def closed_port(tmp: Path, stack: contextlib.ExitStack) -> dict[str, str]:
     return {"addr": f"tcp://127.0.0.1:{port}"}
 
 
+def dask_cluster(workers: int) -> Setup:
+    """A Dask cluster in this process on loopback TCP: `{addr}` its scheduler (or, with a
+    worker, `{worker}` the worker's address)."""
+
+    def setup(tmp: Path, stack: contextlib.ExitStack) -> dict[str, str]:
+        from distributed import LocalCluster
+
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+            dashboard_address=None,
+        )  # fmt: skip
+        stack.callback(cluster.close)
+        names = {"addr": cluster.scheduler_address}
+        if workers:
+            names["worker"] = next(iter(cluster.scheduler.workers))
+        return names
+
+    return setup
+
+
 def no_sbatch(tmp: Path, stack: contextlib.ExitStack) -> dict[str, str]:
     empty = tmp / "bin"
     empty.mkdir()
@@ -275,7 +296,7 @@ def mnist(kind: str) -> Setup:
 
 # --------------------------------------------------------------------------- the table
 
-MNIST = ["run", "--task", "odenet_digits", "--impl", "numpy-adjoint", "--quiet", "--out", "{tmp}/out"]
+MNIST = ["run", "--task", "odenet_digits", "--impl", "numpy-adjoint", "--quiet", "--out", "out"]
 
 _BAD_NPY = _npy_header((2**40,))
 _OPTION = r"bad --cluster-option"
@@ -303,6 +324,11 @@ CASES = [
          r"no Dask scheduler answered within 1 s", setup=silent),
     Case("scheduler-closed-port", [*DASK, "--scheduler", "{addr}", "--connect-timeout", "1"],
          r"cannot run on the Dask scheduler at tcp://127\.0\.0\.1:\d+: OSError", setup=closed_port),
+    Case("scheduler-is-a-worker", [*DASK, "--scheduler", "{worker}", "--connect-timeout", "2"],
+         r"it is a Dask worker, not a scheduler \(give the scheduler's address\)", setup=dask_cluster(1)),
+    Case("scheduler-without-workers", [*DASK, "--scheduler", "{addr}", "--connect-timeout", "1", "--out", "nw"],
+         r"cannot run on the Dask scheduler at tcp://.*: WorkerStartTimeoutError: Only 0/1 workers arrived",
+         setup=dask_cluster(0), absent="nw"),
     Case("connect-timeout-zero", [*DASK, "--connect-timeout", "0"], r"bad --connect-timeout=0: must be"),
     Case("connect-timeout-nan", [*DASK, "--connect-timeout", "nan"], r"bad --connect-timeout=nan: must be"),
     Case("connect-timeout-huge", [*DASK, "--connect-timeout", "1e9"], r"bad --connect-timeout=1e\+09"),
@@ -439,15 +465,15 @@ CASES = [
     Case("fault-in-dask", DASK, r"unknown mode 'boom'", env={"HARNESS_FAULT": "numpy-adjoint:boom"}),
     Case("mnist-label-out-of-range", [*MNIST, "--set", "data_dir={data}"],
          r"data_dir '.*': 'train-labels-idx1-ubyte' holds labels 0\.\.12; labels must be digits 0-9",
-         setup=mnist("label-out-of-range")),
+         setup=mnist("label-out-of-range"), absent="out"),
     Case("mnist-label-count", [*MNIST, "--set", "data_dir={data}"],
-         r"'train-labels-idx1-ubyte' holds shape \(20,\), not one label for each of 30 images", setup=mnist("count")),
+         r"'train-labels-idx1-ubyte' holds shape \(20,\), not one label for each of 30 images", setup=mnist("count"), absent="out"),
     Case("mnist-labels-2d", [*MNIST, "--set", "data_dir={data}"], r"'t10k-labels-idx1-ubyte' holds shape \(2, 5\)",
-         setup=mnist("labels-2d")),
+         setup=mnist("labels-2d"), absent="out"),
     Case("mnist-images-truncated", [*MNIST, "--set", "data_dir={data}"],
-         r"'train-images-idx3-ubyte': its header declares \(30, 28, 28\)", setup=mnist("truncated")),
+         r"'train-images-idx3-ubyte': its header declares \(30, 28, 28\)", setup=mnist("truncated"), absent="out"),
     Case("mnist-gz-size", [*MNIST, "--set", "data_dir={data}"], r"'train-images-idx3-ubyte\.gz': its header declares",
-         setup=mnist("gz-truncated")),
+         setup=mnist("gz-truncated"), absent="out"),
     Case("impl-with-space", ["run", "--task", "lotka_volterra", "--impl", "numpy adjoint"],
          r"bad selection 'numpy adjoint'.*; choose from: jax-backsolve, .*numpy-adjoint, .*all"),
     Case("task-with-space", ["run", "--task", "lotka volterra"], r"bad selection 'lotka volterra'.*choose from: .*lotka_volterra"),
@@ -534,6 +560,7 @@ def test_hostile_input_is_one_line_and_exit_2(
     assert re.search(case.line, lines[0]), lines[0]
     assert "Traceback" not in err
     assert elapsed < DEADLINE_S, f"{elapsed:.1f} s"
+    assert not (case.absent and (tmp_path / case.absent).exists()), f"{case.absent} was made"
 
 
 def test_the_table_holds_at_least_60_cases_with_distinct_ids() -> None:
