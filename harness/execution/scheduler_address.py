@@ -66,7 +66,7 @@ def _connection_args(address: str) -> dict[str, Any]:
 
 
 async def _identity(address: str, timeout: float, args: dict[str, Any]) -> Any:
-    from distributed.comm import connect
+    from distributed.comm.core import connect
 
     comm = await connect(address, timeout=timeout, **args)
     try:
