@@ -187,6 +187,21 @@ def read_only(tmp: Path, stack: contextlib.ExitStack) -> dict[str, str]:
     return {**names, "ro": str(ro)}
 
 
+def study_claims(content: str | None) -> Setup:
+    """A results folder with a `study_claims.json` of `content` (None: a FIFO)."""
+
+    def setup(tmp: Path, stack: contextlib.ExitStack) -> dict[str, str]:
+        names = folder(tmp, stack)
+        path = Path(names["dir"]) / "study_claims.json"
+        if content is None:
+            os.mkfifo(path)
+        else:
+            path.write_text(content)
+        return names
+
+    return setup
+
+
 def a_file(tmp: Path, stack: contextlib.ExitStack) -> dict[str, str]:
     names = folder(tmp, stack)
     (tmp / "file").write_text("x")
@@ -426,6 +441,13 @@ CASES = [
     Case("npz-fifo", ["report", "{dir}"], r"trajectory file '.*t\.npz' is not a file", setup=trajectory("fifo")),
     Case("npz-outside", ["report", "{dir}"], r"trajectory_file '\.\./x\.npz' that points outside",
          setup=lambda tmp, stack: {"dir": _outside(tmp)}),
+    Case("study-claims-not-json", ["report", "{dir}"], r"corrupt study claims file '.*study_claims\.json': it is not JSON",
+         setup=study_claims("{not json")),
+    Case("study-claims-not-a-list", ["report", "{dir}"], r"study_claims\.json': it is not a list of objects",
+         setup=study_claims('{"a": 1}')),
+    Case("study-claims-measured-text", ["report", "{dir}"], r"a measured value is not a number",
+         setup=study_claims('[{"claim": "x", "verdict": "PASS", "measured": "fast"}]')),
+    Case("study-claims-fifo", ["report", "{dir}"], r"study claims file '.*': it is a FIFO", setup=study_claims(None)),
     # -- writing results
     Case("report-while-locked", ["report", "{dir}"], r"results folder '.*' is in use by another run", setup=locked),
     Case("report-target-while-locked", ["report", "{dir}", "--target", "1"], r"is in use by another run",
