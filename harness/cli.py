@@ -297,9 +297,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     records = load_records(args.directory)
     if args.format != "table" or args.no_figures:
         return _report(args, records)  # the table alone: nothing written
-    with writer_lock(
-        args.directory, "the report", "--no-figures prints the table only"
-    ):  # not while a run writes
+    hint = "--no-figures prints the table only"
+    with writer_lock(args.directory, "the report", hint):  # never while a run writes there
         return _report(args, records)
 
 
