@@ -8,22 +8,19 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import NoReturn
 
 from harness.core import plugins, registry
 from harness.core.devices import check_device
-from harness.core.errors import UsageError
+from harness.core.errors import OneLineParser, UsageError, error_line
+from harness.store.paths import path_argument, writer_lock
 from harness.studies import add_study_parser, run_study
 from harness.studies.session import add_session_options, build_engine, execute, print_job_script, write_report
 
 __all__ = ["main"]
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line and exit with status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+#: an argument parser whose errors are one line and exit with status 2
+_Parser = OneLineParser
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     _matrix_options(reproduce)
 
     report = sub.add_parser("report", help="print the table of a results folder")
-    report.add_argument("directory", type=Path)
+    report.add_argument("directory", type=path_argument)
     report.add_argument("--format", default="table", choices=("table", "csv", "json"))
     report.add_argument("--no-figures", action="store_true", help="print the table only")
     report.add_argument(
@@ -61,12 +58,12 @@ def _parser() -> argparse.ArgumentParser:
         "time-to-target figures in DIR/figures/target-LOSS/; the folder's report is left as it is)",
     )
     predict = sub.add_parser("predict", help="the trained model of one cell of a results folder, as CSV")
-    predict.add_argument("directory", type=Path)
+    predict.add_argument("directory", type=path_argument)
     predict.add_argument("cell_id", help="the cell (its cell_id in the folder's summary.csv)")
     predict.add_argument("--times", default=None, help="T0,T1,... (default: the cell's observation times)")
     compare = sub.add_parser("compare", help="does results folder B reproduce A? (exit 1 if not)")
-    compare.add_argument("a", type=Path)
-    compare.add_argument("b", type=Path)
+    compare.add_argument("a", type=path_argument)
+    compare.add_argument("b", type=path_argument)
     compare.add_argument("--ignore-times", action="store_true", help="compare accuracy and work only")
     compare.add_argument(
         "--common",
@@ -130,7 +127,7 @@ def _matrix_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the isolated-process memory probe")
     parser.add_argument(
         "--resume",
-        type=Path,
+        type=path_argument,
         default=None,
         metavar="DIR",
         help="go on with an interrupted run in DIR, skipping its finished cells",
@@ -302,11 +299,20 @@ def _confirm(args: argparse.Namespace, cells: list, out: Path) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.core import registry
-    from harness.reporting.tables import Verdicts, format_records
     from harness.store.results import load_records
 
     records = load_records(args.directory)
+    if args.format != "table" or args.no_figures:
+        return _report(args, records)  # the table alone: nothing written
+    hint = "--no-figures prints the table only"
+    with writer_lock(args.directory, "the report", hint):  # never while a run writes there
+        return _report(args, records)
+
+
+def _report(args: argparse.Namespace, records: list[dict]) -> int:
+    """`report` once the folder's lock is held (when it writes)."""
+    from harness.reporting.tables import Verdicts, format_records
+
     if args.target is not None:
         return _report_at_target(args, records)
     # the claims as declared now re-judge the folder's verdicts (reporting imports no registry)
@@ -319,7 +325,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
     print(format_records(records, args.format, verdicts=verdicts))
     if args.format == "table" and not args.no_figures:
-        written = write_report(args.directory, records, verdicts)
+        try:
+            written = write_report(args.directory, records, verdicts)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write the report into '{args.directory}': {exc.strerror or exc}"
+            ) from None
         if written:
             print(f"\nreport: {written}")
     return 0
@@ -459,8 +470,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_predict(args)
         return cmd_report(args)
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # outside a run's cells (planning, the report)
-        print(f"interrupted ({exc or 'SIGINT'}): nothing is lost of what was written", file=sys.stderr)
+        print(
+            f"interrupted ({error_line(exc) or 'SIGINT'}): nothing is lost of what was written",
+            file=sys.stderr,
+        )
         return 130

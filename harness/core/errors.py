@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["UsageError", "choices", "informative_line", "one_line"]
+import argparse
+from typing import NoReturn
+
+__all__ = ["OneLineParser", "UsageError", "choices", "error_line", "informative_line", "one_line"]
 
 
 class UsageError(Exception):
@@ -50,3 +53,18 @@ def one_line(exc: BaseException) -> str:
     """`ExceptionType: the informative line of its message`, for a record's `reason` or an
     error line."""
     return f"{type(exc).__name__}: {informative_line(str(exc))}".rstrip(": ")
+
+
+def error_line(text: object) -> str:
+    """`text` as one line of a terminal: control characters (a newline, a carriage return,
+    an escape sequence in a name the user typed) shown as Python escapes (`\\n`), so that
+    an error that echoes user input stays one line and cannot rewrite the terminal."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in str(text))
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (control characters escaped) and exit
+    with status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {error_line(message)} (see '{self.prog} --help')\n")

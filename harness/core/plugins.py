@@ -65,6 +65,9 @@ ENTRY_POINT_GROUPS = {
 #: the environment variable that lists plugins (and carries `--plugin` to subprocesses)
 ENV_VARIABLE = "HARNESS_PLUGINS"
 
+#: what a plugin that exits at import should do instead
+_PLUGIN_FIX = "a plugin must only define tasks or back-ends (raise an exception to refuse)"
+
 #: plugins loaded in this process, by their resolved spelling
 _loaded: dict[str, ModuleType] = {}
 
@@ -159,6 +162,10 @@ def load(spec: str) -> ModuleType:
             module = importlib.import_module(resolved)
     except UsageError as exc:  # e.g. a name clash raised by the registry's decorators
         raise UsageError(f"plugin '{spec}': {exc}") from None
+    except SystemExit as exc:  # sys.exit at import: the run would end silently with its code
+        raise UsageError(
+            f"plugin '{spec}' called sys.exit({exc.code!r}) while loading: {_PLUGIN_FIX}"
+        ) from None
     except Exception as exc:
         raise UsageError(f"plugin '{spec}' failed to load: {one_line(exc)}") from None
     _loaded[resolved] = module
@@ -175,6 +182,10 @@ def entry_point_objects() -> Iterator[tuple[str, str, Any]]:
                 obj = ep.load()
             except UsageError as exc:
                 raise UsageError(f"plugin {label}: {exc}") from None
+            except SystemExit as exc:
+                raise UsageError(
+                    f"plugin {label} called sys.exit({exc.code!r}) while loading: {_PLUGIN_FIX}"
+                ) from None
             except Exception as exc:
                 raise UsageError(f"plugin {label} failed to load: {one_line(exc)}") from None
             yield kind, label, obj

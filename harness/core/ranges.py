@@ -230,4 +230,5 @@ PROCESS_RANGES: dict[str, Range] = {
     "--train-budget": positive(),
     "--workers": integer(1, 4096),
     "--memory-limit": positive(),
+    "--connect-timeout": positive(at_most=3600),
 }

@@ -8,10 +8,13 @@ memory is bounded by `--memory-limit`, not by Dask's memory manager.
 
 from __future__ import annotations
 
+import re
+import shutil
 from collections.abc import Iterable
 from typing import Any
 
-from harness.core.errors import UsageError
+from harness.core.errors import UsageError, one_line
+from harness.core.ranges import integer
 
 __all__ = ["CLUSTERS", "local_cluster", "parse_cluster_options", "slurm_cluster"]
 
@@ -32,8 +35,44 @@ SLURM_OPTIONS = {
 }
 
 
+#: SLURM's time formats (sbatch --time): MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS
+_WALLTIME = re.compile(r"\d+(:\d{1,2}){0,2}|\d+-\d{1,2}(:\d{1,2}){0,2}")
+#: a SLURM partition or account name: letters, digits, and `_ . -` (comma-separated list)
+_NAME = re.compile(r"[A-Za-z0-9_.\-]+(,[A-Za-z0-9_.\-]+)*")
+
+
+def _check_value(key: str, value: str) -> str:
+    """One `--cluster-option` value against its range; a one-line `UsageError` naming the
+    key, the value and what is valid.  Nothing that can end a line reaches the job script."""
+    if any(not (c.isprintable() or c == " ") for c in value):
+        raise UsageError(
+            f"bad --cluster-option {key}={value!r}: control characters (a newline) are not allowed"
+        )
+    if key in ("cores", "gpus"):
+        valid = integer(1, 4096) if key == "cores" else integer(0, 64)
+        return str(valid.parse(f"--cluster-option {key}", value))
+    if key == "memory":
+        from dask.utils import parse_bytes
+
+        try:
+            size = parse_bytes(value)
+        except (ValueError, TypeError, OverflowError):  # 1e400GB overflows
+            size = -1
+        if size <= 0:
+            raise UsageError(f"bad --cluster-option memory={value}: must be a size such as 8GB or 512MiB")
+        return value
+    if key == "walltime" and not _WALLTIME.fullmatch(value):
+        raise UsageError(
+            f"bad --cluster-option walltime={value}: must be SLURM time, MM, HH:MM:SS or D-HH:MM:SS"
+        )
+    if key in ("queue", "account") and not _NAME.fullmatch(value):
+        raise UsageError(f"bad --cluster-option {key}={value}: must be a SLURM name (letters, digits, _ . -)")
+    return value
+
+
 def parse_cluster_options(pairs: Iterable[str]) -> dict[str, str]:
-    """`--cluster-option KEY=VALUE` pairs; an unknown key is one line naming the valid ones."""
+    """`--cluster-option KEY=VALUE` pairs, each checked against its range (`_check_value`);
+    an unknown key is one line naming the valid ones."""
     options: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -42,7 +81,7 @@ def parse_cluster_options(pairs: Iterable[str]) -> dict[str, str]:
             raise UsageError(f"bad --cluster-option {pair!r}: expected KEY=VALUE")
         if key not in SLURM_OPTIONS:
             raise UsageError(f"unknown --cluster-option {key!r}; valid keys: {', '.join(SLURM_OPTIONS)}")
-        options[key] = value.strip()
+        options[key] = _check_value(key, value.strip())
     return options
 
 
@@ -66,11 +105,14 @@ def local_cluster(workers: int, *, gpus: int = 0) -> Any:
     return LocalCluster(**options)
 
 
-def slurm_cluster(options: dict[str, str]) -> Any:
+def slurm_cluster(options: dict[str, str], *, submit: bool = True) -> Any:
     """A `dask_jobqueue.SLURMCluster` whose jobs each run one Dask worker of one thread:
     `options` from `--cluster-option` (`SLURM_OPTIONS`), the rest from dask-jobqueue's own
     configuration (``~/.config/dask/jobqueue.yaml``, ``DASK_JOBQUEUE__SLURM__*``).  Its
-    `job_script()` is what `--print-job-script` shows; nothing is submitted until it scales."""
+    `job_script()` is what `--print-job-script` shows (`submit=False`); nothing is submitted
+    until it scales.  With `submit`, `sbatch` must be on PATH (checked here: dask-jobqueue
+    would print tornado tracebacks and blame the scheduler); an error dask-jobqueue raises
+    is one line."""
     try:
         from dask_jobqueue.slurm import SLURMCluster
     except ImportError:
@@ -91,4 +133,12 @@ def slurm_cluster(options: dict[str, str]) -> Any:
             kwargs[key] = options[key]
     if "job_script_prologue" in options:
         kwargs["job_script_prologue"] = [s.strip() for s in options["job_script_prologue"].split(";")]
-    return SLURMCluster(**kwargs)
+    if submit and shutil.which("sbatch") is None:
+        raise UsageError(
+            "--cluster slurm needs SLURM's sbatch on PATH (run it on a SLURM login node; "
+            "--print-job-script shows the job script without it)"
+        )
+    try:
+        return SLURMCluster(**kwargs)
+    except Exception as exc:  # dask-jobqueue's own checks, its configuration file
+        raise UsageError(f"cannot set up --cluster slurm: {one_line(exc)}") from None

@@ -29,6 +29,7 @@ from typing import Any
 from harness.core.errors import UsageError, one_line
 from harness.execution.engine import Engine, Job, Outcome
 from harness.execution.environment import cpu_affinity, job_environment
+from harness.execution.scheduler_address import check_address, new_client, probe_scheduler
 from harness.execution.subprocess_engine import kill_group, run_job
 from harness.planning.cell import cell_id
 
@@ -196,7 +197,6 @@ class DaskEngine(Engine):
     # --- lifecycle -----------------------------------------------------------------
     def __enter__(self) -> DaskEngine:
         import dask.config
-        from distributed import Client
 
         # the run's environment, before a local cluster's Nannies write theirs into this
         # process's os.environ (they do, at every worker start: MALLOC_TRIM_THRESHOLD_ ...)
@@ -204,11 +204,13 @@ class DaskEngine(Engine):
         self._before = {k: os.environ.get(k) for k in nanny_environment()}
         try:
             if self.scheduler is not None:
-                self._client = Client(self.scheduler, timeout=self.connect_timeout, set_as_default=False)
+                address = check_address(self.scheduler)
+                probe_scheduler(address, self.connect_timeout)  # bounded: nothing else is
+                self._client = new_client(address, timeout=self.connect_timeout)
             else:
                 with dask.config.set({"distributed.scheduler.no-workers-timeout": "60s"}), _sigint_ignored():
                     self._cluster = self._make_cluster()
-                self._client = Client(self._cluster, set_as_default=False)
+                self._client = new_client(self._cluster, timeout=self.connect_timeout)
             self._client.wait_for_workers(1, timeout=self.connect_timeout)
             self._restore_environment()
         except UsageError:
@@ -235,12 +237,16 @@ class DaskEngine(Engine):
     ) -> None:
         client, cluster = self._client, self._cluster
         self._client = self._cluster = None
-        for closeable in (client, cluster):
-            if closeable is not None:
-                try:
-                    closeable.close()
-                except Exception:  # a cluster already gone: nothing left to close
-                    pass
+        if client is not None:
+            try:
+                client.close(timeout=self.connect_timeout)
+            except Exception:  # a scheduler already gone: nothing left to close
+                pass
+        if cluster is not None:
+            try:
+                cluster.close()
+            except Exception:  # a cluster already gone: nothing left to close
+                pass
         self._restore_environment()
 
     def _restore_environment(self) -> None:

@@ -14,11 +14,12 @@ import math
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
+from harness.core.errors import UsageError, error_line
 from harness.core.protocols import AbstractTask, HasEnergy
 from harness.execution.build import build_cell, build_task, build_twin
 from harness.execution.measurement import measure_memory_isolated, relative_error, time_value_and_grad
@@ -31,7 +32,7 @@ from harness.planning.config import STOP_KEY
 #: the figures of the timing stage (`measure_timing`)
 TIMING_FIELDS = ("time_first_s", "time_median_s", "time_iqr_s", "repeats")
 
-__all__ = ["FAULT_VARIABLE", "energy_arrays", "measure_cell", "measure_timing"]
+__all__ = ["FAULT_VARIABLE", "check_fault_variable", "energy_arrays", "measure_cell", "measure_timing"]
 
 #: test aid: ``HARNESS_FAULT="IMPL:MODE[:STAGE]"`` makes that back-end's worker, at STAGE:
 #: crash (killed by SIGKILL), segfault (SIGSEGV), exit (status 3), hang, hang-child (hang
@@ -42,6 +43,32 @@ __all__ = ["FAULT_VARIABLE", "energy_arrays", "measure_cell", "measure_timing"]
 FAULT_VARIABLE = "HARNESS_FAULT"
 _MODES = ("crash", "segfault", "exit", "hang", "hang-child", "memory", "sleep", "nan")
 _DEFAULT_STAGE = {mode: "value_and_grad" if mode == "nan" else "train" for mode in _MODES}
+#: the stages a fault may name
+_STAGES = (
+    "reference", "setup", "value_and_grad", "discrete", "nfe", "memory", "train", "metrics", "trajectories",
+    "trained", "timing",
+)  # fmt: skip
+
+
+def check_fault_variable(backends: Iterable[str], environ: Mapping[str, str] | None = None) -> None:
+    """`HARNESS_FAULT`, when set, against its form: a known back-end, mode and stage; a
+    typo is a one-line `UsageError` naming the part and its valid values (it used to run
+    with no fault and no word)."""
+    value = (os.environ if environ is None else environ).get(FAULT_VARIABLE)
+    if value is None:
+        return
+    form = f"{FAULT_VARIABLE}={error_line(value)!r}"
+    parts = value.split(":")
+    if len(parts) not in (2, 3):
+        raise UsageError(f"bad {form}: expected IMPL:MODE[:STAGE], e.g. rk4-unrolled:hang:train")
+    impl, mode, *at = parts
+    names = sorted(backends)
+    if impl not in names:
+        raise UsageError(f"bad {form}: unknown back-end '{impl}'; choose from: {', '.join(names)}")
+    if mode not in _MODES:
+        raise UsageError(f"bad {form}: unknown mode '{mode}'; choose from: {', '.join(_MODES)}")
+    if at and at[0] not in _STAGES:
+        raise UsageError(f"bad {form}: unknown stage '{at[0]}'; choose from: {', '.join(_STAGES)}")
 
 
 def _fault_at(cell: Cell, stage: str) -> str | None:

@@ -28,12 +28,18 @@ def select(kind: str, spec: str) -> list[tuple[str, list[dict[str, str]]]]:
     registry.discover()
     names = registry.TASKS if kind == "task" else registry.IMPLEMENTATIONS
     getter = registry.get_task if kind == "task" else registry.get_implementation
-    items = split_selection(spec)
+    try:
+        items = split_selection(spec)
+    except UsageError as exc:  # the syntax, and the names that are valid
+        raise UsageError(f"{exc}; choose from: {choices(names)}, all") from None
     if not items:
         raise UsageError(f"no {kind} given; choose from: {choices(names)}, all")
     out: list[tuple[str, list[dict[str, str]]]] = []
     for item in items:
-        name, points = expand_grid(item)
+        try:
+            name, points = expand_grid(item)
+        except UsageError as exc:  # the syntax, and the names that are valid
+            raise UsageError(f"{exc}; choose from: {choices(names)}, all") from None
         if name == "all":
             out += [(n, points) for n in sorted(names)]
         else:

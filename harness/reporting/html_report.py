@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import one_line
+from harness.core.errors import UsageError, one_line
 from harness.reporting import figures
 from harness.reporting.answer import answer_html, answer_lines
 from harness.reporting.html_parts import CSS, cell_number, html_table
+from harness.reporting.markdown import markdown_table
 from harness.reporting.params import varying_params
 from harness.reporting.retarget import step_time_s
 from harness.reporting.tables import (
@@ -35,7 +36,8 @@ from harness.reporting.tables import (
     text_metrics,
 )
 from harness.store.atomic import write_text_atomic
-from harness.store.results import load_records, records_frame
+from harness.store.paths import read_regular
+from harness.store.results import load_env, load_records, records_frame
 
 __all__ = ["FigureResult", "build_figures", "write_report"]
 
@@ -207,14 +209,9 @@ def _exponents_rows(records: Sequence[Record]) -> list[dict[str, str]]:
 
 def provenance(directory: Path, records: Sequence[Record]) -> dict[str, Any]:
     """The run's environment: env.json of the folder, else the first record's `env`."""
-    path = Path(directory) / "env.json"
-    if path.is_file():
-        try:
-            env = json.loads(path.read_text())
-            if isinstance(env, dict):
-                return env
-        except json.JSONDecodeError:
-            pass
+    env = load_env(directory)  # a corrupt env.json: one line naming it
+    if env is not None:
+        return env
     return next((dict(r["env"]) for r in records if r.get("env")), {})
 
 
@@ -325,11 +322,19 @@ def study_claims(directory: Path) -> list[dict[str, str]]:
     """The rows of the folder's `STUDY_CLAIMS_FILE` (none without one), measured values
     written with three significant digits."""
     path = Path(directory) / STUDY_CLAIMS_FILE
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         return []
+    try:
+        found = json.loads(read_regular(path, "study claims file"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise UsageError(f"corrupt study claims file '{path}': it is not JSON") from None
+    if not isinstance(found, list) or not all(isinstance(row, dict) for row in found):
+        raise UsageError(f"corrupt study claims file '{path}': it is not a list of objects")
     rows = []
-    for row in json.loads(path.read_text()):
+    for row in found:
         value = row.get("measured")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise UsageError(f"corrupt study claims file '{path}': a measured value is not a number")
         rows.append(
             {k: str(row.get(k, "")) for k in _STUDY_CLAIM_COLUMNS}
             | {"measured": "-" if value is None else format(float(value), ".3g")}
@@ -396,26 +401,22 @@ def render_markdown(
     if answer := answer_lines(records):
         lines += ["## Which back-end?", "", *answer[1:], ""]
     if rows := study_claims(directory):
-        from tabulate import tabulate
-
         lines += [
             "## Claims about the methods",
             "",
             STUDY_CLAIMS_NOTE,
             "",
-            tabulate(rows, headers="keys", tablefmt="github"),
+            markdown_table(rows, headers="keys", tablefmt="github"),
             "",
         ]
     lines += ["## Results", "", format_records(records, verdicts=False)]
     exponents = _exponents_rows(records)
     if exponents:
-        from tabulate import tabulate
-
         lines += [
             "",
             "## Memory exponents k (memory ~ t1^k)",
             "",
-            tabulate(exponents, headers="keys", tablefmt="github"),
+            markdown_table(exponents, headers="keys", tablefmt="github"),
         ]
     lines += ["", "## Figures", ""]
     drawn = [(f, f.path) for f in results if f.path is not None]

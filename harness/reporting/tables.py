@@ -12,11 +12,10 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from tabulate import tabulate
-
 from harness.core.claims import Claim, CrossClaim, cross_verdict_rows, verdict_rows
 from harness.core.claims import format_value as format_measured
 from harness.reporting.answer import answer_lines
+from harness.reporting.markdown import markdown_table
 from harness.reporting.params import effective_params, varying_params
 from harness.reporting.retarget import step_time_s
 
@@ -210,7 +209,7 @@ class Verdicts:
     def table(self, tablefmt: str = "github") -> str:
         """ "Does it reproduce the source?": task x claim x back-end ("" without claims)."""
         rows = self.wide()
-        return tabulate(rows, headers="keys", tablefmt=tablefmt) if rows else ""
+        return markdown_table(rows, headers="keys", tablefmt=tablefmt) if rows else ""
 
     def counts(self) -> dict[str, int]:
         """How many claim x back-end verdicts of each kind there are."""
@@ -344,7 +343,7 @@ def _metrics_tables(records: Sequence[Mapping[str, Any]]) -> list[str]:
             }
             for r in rows
         ]
-        tables.append(tabulate(table, headers="keys", tablefmt="github"))
+        tables.append(markdown_table(table, headers="keys", tablefmt="github"))
     return tables
 
 
@@ -387,7 +386,7 @@ def format_records(
         parts += ["", table, *(["", *notes] if (notes := judged.notes()) else []), ""]
     if answer := answer_lines(records):
         parts += [*answer, ""]
-    parts += [tabulate([_row(r, keys) for r in records], headers="keys", tablefmt="github")]
+    parts += [markdown_table([_row(r, keys) for r in records], headers="keys", tablefmt="github")]
     if note := concurrency_note(records):
         parts += ["", note]
     tables, found = _metrics_tables(records), text_metrics(records)

@@ -11,13 +11,14 @@ hue of the figure).  The markdown table goes to standard output.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import UsageError
+from harness.core.errors import OneLineParser, UsageError, error_line
+from harness.store.atomic import write_text_atomic, write_with_atomic
+from harness.store.paths import check_output_file, path_argument
 
 __all__ = ["find_runs", "main", "merge_figure", "merge_runs", "merge_table"]
 
@@ -125,7 +126,15 @@ def merge_figure(frame: Any, path: Path | str) -> Path:
     """One row of panels per back-end: steady-state value-and-grad time (linear) and
     gradient error (log) per task, one bar per version set (per run where all versions
     agree).  seaborn
-    on matplotlib's Agg canvas, no pyplot state; returns the PNG path."""
+    on matplotlib's Agg canvas, no pyplot state; returns the PNG path.  Names are drawn
+    as plain text (`text.parse_math` off: a `$` in a name is not math)."""
+    import matplotlib as mpl
+
+    with mpl.rc_context({"text.parse_math": False}):
+        return _draw_merge_figure(frame, path)
+
+
+def _draw_merge_figure(frame: Any, path: Path | str) -> Path:
     import seaborn as sns
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -166,33 +175,45 @@ def merge_figure(frame: Any, path: Path | str) -> Path:
     fig.suptitle("Across library versions (one row per back-end)")
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_with_atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=110))
+    except OSError as exc:
+        raise UsageError(f"cannot write --figure '{path}': {exc.strerror or exc}") from None
     return path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m harness.store.merge", description="Merge results folders into one table and figure."
     )
-    parser.add_argument("dirs", nargs="+", type=Path, help="results folders, or folders of them")
-    parser.add_argument("--out", type=Path, required=True, help="merged table (CSV)")
-    parser.add_argument("--figure", type=Path, default=None, help="figure (PNG; default: --out with .png)")
+    parser.add_argument("dirs", nargs="+", type=path_argument, help="results folders, or folders of them")
+    parser.add_argument("--out", type=path_argument, required=True, help="merged table (CSV)")
+    parser.add_argument(
+        "--figure", type=path_argument, default=None, help="figure (PNG; default: --out with .png)"
+    )
     args = parser.parse_args(argv)
     try:
-        frame = merge_runs(args.dirs)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(args.out, index=False)
-        print(merge_table(frame))
-        written = [str(args.out)]
         import importlib.util
 
-        if importlib.util.find_spec("seaborn") is not None:
-            written.append(str(merge_figure(frame, args.figure or args.out.with_suffix(".png"))))
+        drawn = importlib.util.find_spec("seaborn") is not None
+        figure = args.figure or args.out.with_suffix(".png")
+        check_output_file(args.out, "--out")  # before anything is read
+        if drawn:
+            check_output_file(figure, "--figure")
+        frame = merge_runs(args.dirs)
+        try:
+            write_text_atomic(args.out, frame.to_csv(index=False))
+        except OSError as exc:
+            raise UsageError(f"cannot write --out '{args.out}': {exc.strerror or exc}") from None
+        print(merge_table(frame))
+        written = [str(args.out)]
+        if drawn:
+            written.append(str(merge_figure(frame, figure)))
         else:
             print("figure skipped: seaborn is not installed (pip install -e '.[report]')", file=sys.stderr)
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 2
     print(f"\nmerged {frame['source'].nunique()} run(s), {len(frame)} record(s): {', '.join(written)}")
     return 0

@@ -18,6 +18,7 @@ from typing import Any
 from harness.core.errors import UsageError
 from harness.store.atomic import write_bytes_atomic, write_text_atomic, write_with_atomic
 from harness.store.lock import folder_lock
+from harness.store.paths import read_regular
 from harness.store.validate import load_env, load_trajectory, read_utf8_lines, record_problem, trajectory_path
 
 __all__ = [
@@ -240,10 +241,8 @@ class ResultsStore:
         line = json.dumps(clean, allow_nan=False).encode("utf-8")
         cell = clean.get("cell_id")
         with folder_lock(self.dir, wait=True):
-            try:
-                old = self.records_path.read_bytes() if self.records_path.exists() else b""
-            except OSError as exc:
-                raise _oserror("read", self.records_path, exc) from None
+            exists = self.records_path.exists() or self.records_path.is_symlink()
+            old = read_regular(self.records_path, "results file") if exists else b""
             kept: list[bytes] = []
             parsed: list[dict[str, Any]] = []
             for raw in old.splitlines():

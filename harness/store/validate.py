@@ -9,13 +9,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from harness.core.errors import UsageError, one_line
+from harness.store.archive import check_archive
+from harness.store.paths import read_regular
 
 __all__ = ["load_env", "load_trajectory", "read_utf8_lines", "record_problem", "trajectory_path"]
-
-
-def _oserror(action: str, path: Path, exc: OSError) -> UsageError:
-    """A filesystem error as one line naming the path."""
-    return UsageError(f"cannot {action} '{path}': {exc.strerror or exc}")
 
 
 #: the types of the record fields that readers compute with (None is always allowed)
@@ -152,10 +149,7 @@ def read_utf8_lines(path: Path, what: str) -> list[str]:
     """The lines of a UTF-8 text file; anything else is one line naming the file (and line)."""
     if path.is_dir():
         raise UsageError(f"'{path}' is a directory, not a {what}")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise _oserror("read", path, exc) from None
+    data = read_regular(path, what)  # a regular file of bounded size, or one line
     lines = []
     for number, raw in enumerate(data.split(b"\n"), start=1):
         try:
@@ -207,6 +201,7 @@ def load_trajectory(directory: Path | str, name: str) -> dict[str, Any] | None:
         raise UsageError(f"trajectory file '{path}' is not a file")
     try:
         with path.open("rb") as fh:  # ours to close, whatever np.load makes of it
+            check_archive(fh, str(path))  # limits, before anything is decompressed
             npz = np.load(fh, allow_pickle=False)
             if not isinstance(npz, np.lib.npyio.NpzFile):  # a plain .npy array
                 raise ValueError("not an .npz archive")

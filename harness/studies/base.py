@@ -40,7 +40,10 @@ class AbstractStudy(abc.ABC):
         """Run the cells into `out`, then `summarise`."""
         code = run_session(self.cells(args), out, args, memory=self.memory, label=self.name)
         if code in (0, 1):  # 1: some cell failed; the others are still summarised
-            self.summarise(out)
+            from harness.store.paths import writer_lock
+
+            with writer_lock(out, "the study's summary"):  # a summary writes there too
+                self.summarise(out)
         return code
 
     def summarise(self, out: Path) -> None:  # noqa: B027 (optional hook)

@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.core.devices import DTYPES
 from harness.execution.clusters import CLUSTERS
+from harness.store.paths import path_argument
 
 #: the values of `--engine`
 ENGINES = ("serial", "dask")
@@ -38,7 +39,9 @@ def add_session_options(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_REPEATS,
         help=f"timed value-and-grad repeats after warm-up (default: {DEFAULT_REPEATS})",
     )
-    parser.add_argument("--out", type=Path, default=None, help="results folder (default: results/<run-id>)")
+    parser.add_argument(
+        "--out", type=path_argument, default=None, help="results folder (default: results/<run-id>)"
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per cell before it is failed")
     parser.add_argument("--threads", type=int, default=1, help="threads per framework (default: 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -71,6 +74,13 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
         "--scheduler", default=None, metavar="ADDR", help="dask: a running scheduler, e.g. tcp://host:8786"
     )
     group.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="dask: seconds to reach the scheduler and see a worker (default: 10)",
+    )
+    group.add_argument(
         "--cluster", default="local", choices=CLUSTERS, help="dask, no --scheduler: local (default), slurm"
     )
     group.add_argument(
@@ -87,7 +97,7 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--timing",
-        default="serial",
+        default=None,
         choices=("serial", "concurrent"),
         help="dask: serial (default) times every cell again one at a time after the parallel run; "
         "concurrent keeps the figures taken with other cells running (marked in the report)",
@@ -96,9 +106,13 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
 
 def build_engine(args: argparse.Namespace) -> Any:
     """The engine the session options ask for (not started: it is a context manager)."""
+    from harness.core import registry
     from harness.core.errors import UsageError
     from harness.execution.clusters import parse_cluster_options
+    from harness.execution.measure import check_fault_variable
 
+    registry.discover()
+    check_fault_variable(registry.IMPLEMENTATIONS)  # a typo would run with no fault and no word
     memory = None if args.memory_limit is None else args.memory_limit * 2**30
     if args.engine == "serial":
         dask_only = [
@@ -109,6 +123,8 @@ def build_engine(args: argparse.Namespace) -> Any:
                 ("--cluster", args.cluster != "local"),
                 ("--cluster-option", bool(args.cluster_option)),
                 ("--print-job-script", args.print_job_script),
+                ("--timing", args.timing is not None),
+                ("--connect-timeout", args.connect_timeout is not None),
             )
             if given
         ]
@@ -133,6 +149,7 @@ def build_engine(args: argparse.Namespace) -> Any:
         cluster_options=parse_cluster_options(args.cluster_option),
         timeout=args.timeout,
         memory_limit=memory,
+        connect_timeout=10.0 if args.connect_timeout is None else args.connect_timeout,
     )
 
 
@@ -143,7 +160,7 @@ def print_job_script(args: argparse.Namespace) -> int:
 
     if args.engine != "dask" or args.cluster != "slurm":
         raise UsageError("--print-job-script needs --engine dask --cluster slurm")
-    cluster = slurm_cluster(parse_cluster_options(args.cluster_option))
+    cluster = slurm_cluster(parse_cluster_options(args.cluster_option), submit=False)
     try:
         print(cluster.job_script())
     finally:
@@ -160,7 +177,7 @@ def execute(
     memory: bool,
     engine: Any,
     progress: bool,
-    timing: str = "serial",
+    timing: str | None = "serial",
     judge: bool = False,
     resume: bool = False,
     force: bool = False,
@@ -182,6 +199,7 @@ def execute(
     from harness.store.results import new_run_id, prepare_folder
 
     run_id = new_run_id(label)
+    timing = timing or "serial"  # `--timing` not given
     out = out if out is not None else Path("results") / run_id
     with engine:
         prepare_folder(out)

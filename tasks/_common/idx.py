@@ -9,6 +9,7 @@ gzipped, with a `.gz` suffix.
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -108,4 +109,61 @@ def check_data_dir(data_dir: str | Path) -> dict[str, Path]:
             f"data_dir '{directory}' is not a directory; it must hold the MNIST files "
             f"{', '.join(MNIST_FILES)} (each optionally .gz)"
         )
-    return {name: _idx_path(directory, name) for name in MNIST_FILES}
+    paths = {name: _idx_path(directory, name) for name in MNIST_FILES}
+    try:
+        _check_contents(paths)
+    except ValueError as exc:  # before any cell runs: one line, exit status 2
+        raise DataDirError(f"data_dir '{directory}': {exc}") from None
+    return paths
+
+
+def _header(path: Path) -> tuple[np.dtype, tuple[int, ...], int]:
+    """The dtype, shape and total size in bytes an IDX file's header declares (its first
+    4 + 4 d bytes only), checked against the file's size (for `.gz`, the gzip trailer's
+    ISIZE, the size mod 2**32, RFC 1952)."""
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as fh:
+            head = fh.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_DTYPES:
+                raise ValueError(f"'{path.name}' is not an IDX file: bad magic number {head.hex() or 'none'}")
+            sizes = fh.read(4 * head[3])
+        if len(sizes) < 4 * head[3]:
+            raise ValueError(f"'{path.name}' is not an IDX file: header cut short")
+        if path.suffix == ".gz":
+            with open(path, "rb") as raw:
+                raw.seek(-4, 2)
+                stored = int.from_bytes(raw.read(4), "little")
+        else:
+            stored = path.stat().st_size
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"'{path.name}' cannot be read: {one_line(exc)}") from None
+    dtype = np.dtype(_IDX_DTYPES[head[2]])
+    shape = tuple(int(d) for d in np.frombuffer(sizes, dtype=">u4"))
+    total = 4 + 4 * len(shape) + dtype.itemsize * math.prod(shape)
+    if stored != (total % 2**32 if path.suffix == ".gz" else total):
+        raise ValueError(
+            f"'{path.name}': its header declares {shape} ({total} bytes), the file holds another size"
+        )
+    return dtype, shape, total
+
+
+def _check_contents(paths: dict[str, Path]) -> None:
+    """The four MNIST files agree before any cell runs: images of 3 dimensions, labels of
+    one, as many labels as images, every label a digit 0-9 (a label out of range ended as
+    an IndexError inside the cell)."""
+    names = list(MNIST_FILES)
+    for images_name, labels_name in (names[:2], names[2:]):
+        _, images, _ = _header(paths[images_name])
+        _, labels, _ = _header(paths[labels_name])
+        if len(images) != 3 or min(images) < 1:
+            raise ValueError(f"'{images_name}' holds shape {images}, not images (N, rows, columns)")
+        if len(labels) != 1 or labels[0] != images[0]:
+            raise ValueError(
+                f"'{labels_name}' holds shape {labels}, not one label for each of {images[0]} images"
+            )
+        values = read_idx(paths[labels_name])
+        if values.size and (values.min() < 0 or values.max() > 9):
+            raise ValueError(
+                f"'{labels_name}' holds labels {values.min()}..{values.max()}; labels must be digits 0-9"
+            )

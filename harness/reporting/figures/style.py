@@ -28,12 +28,16 @@ DPI = 110
 
 @contextlib.contextmanager
 def style() -> Iterator[None]:
-    """seaborn's whitegrid style, locally (rcParams are restored afterwards)."""
+    """seaborn's whitegrid style, locally (rcParams are restored afterwards), every text
+    drawn as it is (`text.parse_math` off: a `$` in a back-end name or option value is
+    not matplotlib math text, which dropped figures)."""
     import matplotlib as mpl
     import seaborn as sns
 
     rc: dict[Any, Any] = {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook", font_scale=0.85)}
     rc.update({"axes.titlesize": 11, "legend.fontsize": 8.5, "legend.title_fontsize": 9})
+    # names, options and reasons are user text: plain text, never math (`$...$`)
+    rc["text.parse_math"] = False
     with mpl.rc_context(rc):
         yield
 
