@@ -82,3 +82,13 @@ def test_seeds_aggregate_but_configurations_do_not() -> None:
     assert wide[("t (t1=3.0)", "fit")] == "FAIL 0.3"
     one = Verdicts.of(records[:1], CLAIMS).wide()
     assert {r["task"] for r in one} == {"t"}, "one configuration: the task's name alone"
+
+
+def test_a_note_with_line_breaks_stays_one_line() -> None:
+    """A failed cell's reason with a newline (a traceback's last lines) split the notes
+    line in the report (#28)."""
+    record = {**_record(_cell(0), 0.5, 0.5), "status": "failed", "reason": "train: boom\nsecond line"}
+    del record["metrics"]  # failed before its metrics
+    notes = Verdicts.of([record], CLAIMS).notes()
+    assert notes and all("\n" not in line for line in notes)
+    assert notes[0].endswith("train: boom second line")

@@ -219,11 +219,13 @@ class Verdicts:
         return counts
 
     def notes(self) -> list[str]:
-        """One line per distinct note of a non-passing verdict (a finding, a budget)."""
+        """One line per distinct note of a non-passing verdict (a finding, a budget); a
+        note's line breaks (a record's reason) shown as spaces, so each stays one line."""
         notes: dict[tuple[str, str, str, str], list[str]] = {}
         for row in self.rows:
             if row["verdict"] != "PASS" and row["note"]:
-                key = (row["task"], row["claim"], row["verdict"], row["note"])
+                note = " ".join(row["note"].split())
+                key = (row["task"], row["claim"], row["verdict"], note)
                 notes.setdefault(key, []).append(row["impl"])
         return [f"- {t} / {c}: {v} on {', '.join(i)}: {n}" for (t, c, v, n), i in notes.items()]
 
