@@ -21,6 +21,7 @@ from harness.execution.measure import measure_cell
 from harness.execution.runner import run_cells
 from harness.planning.matrix import plan
 from harness.store.results import ResultsStore, load_records
+from harness.store.schema import FIELDS
 
 
 class InProcessEngine(Engine):
@@ -59,6 +60,7 @@ def test_an_engine_plugs_in_and_the_parent_writes_everything(tmp_path: Path) -> 
     saved = load_records(tmp_path / "run")
     assert [r["impl"] for r in saved] == ["jax-checkpoint", "numpy-adjoint"]  # as they finished
     for rec in saved:
+        assert set(rec) <= set(FIELDS), f"fields the schema lacks: {set(rec) - set(FIELDS)}"
         assert rec["env"]["engine"] == "in-process-test"
         assert rec["claims"] and rec["resolved_params"]["iters"] == 2
         with np.load(tmp_path / "run" / rec["trajectory_file"]) as arrays:

@@ -19,6 +19,7 @@ from harness.core.errors import UsageError
 from harness.store.atomic import write_bytes_atomic, write_text_atomic, write_with_atomic
 from harness.store.lock import folder_lock
 from harness.store.paths import read_regular
+from harness.store.schema import FIELDS
 from harness.store.validate import load_env, load_trajectory, read_utf8_lines, record_problem, trajectory_path
 
 __all__ = [
@@ -36,77 +37,9 @@ __all__ = [
     "write_json_atomic",
 ]
 
-#: stable record fields (SPEC "Record fields"); more may be added, never renamed
-RECORD_FIELDS = (
-    "run_id",
-    "cell_id",
-    "task",
-    "impl",
-    "params",
-    "resolved_params",
-    "device",
-    "dtype",
-    "seed",
-    "status",
-    "reason",
-    "loss_init",
-    "grad_rel_error",
-    "grad_rel_error_discrete",
-    "discrete_twin",
-    "grad_reference",
-    "time_first_s",
-    "time_median_s",
-    "time_iqr_s",
-    "repeats",
-    "nfe_forward",
-    "nfe_backward",
-    "time_median_trained_s",
-    "time_iqr_trained_s",
-    "nfe_forward_trained",
-    "nfe_backward_trained",
-    "grad_rel_error_trained",
-    "solver_steps",
-    "solver_checkpoints",
-    "peak_rss_bytes",
-    "peak_rss_first_call_bytes",
-    "peak_framework_bytes",
-    "peak_framework_method",
-    "peak_device_bytes",
-    "train_iters",
-    "train_loss_final",
-    "train_time_s",
-    "train_loss_history",
-    "train_target_loss",
-    "train_budget_s",
-    "train_stopped",
-    "train_iters_run",
-    "train_iters_to_target",
-    "train_time_to_target_s",
-    "train_target_from",
-    "train_wall_s",
-    "train_time_history",
-    "train_evals",
-    "train_converged",
-    "train_converged_by",
-    "train_grad_norm_final",
-    "train_polish_evals",
-    "train_polish_message",
-    "train_polish_rejected",
-    "train_polish_rejected_first",
-    "train_phases",
-    "truth",
-    "state_names",
-    "metrics",
-    "claims",
-    "env",
-    "cell",
-    "sources",
-    "cell_time_s",
-    "execution",
-    "timing",
-    "timing_concurrent",
-    "timing_reason",
-)
+#: stable record fields (SPEC "Record fields"; `harness.store.schema.FIELDS`): more may be
+#: added, never renamed
+RECORD_FIELDS = tuple(FIELDS)
 
 
 def new_run_id(label: str = "") -> str:

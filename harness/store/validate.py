@@ -11,80 +11,18 @@ from typing import Any
 from harness.core.errors import UsageError, one_line
 from harness.store.archive import check_archive
 from harness.store.paths import read_regular
+from harness.store.schema import FIELDS, kind_problem
 
 __all__ = ["load_env", "load_trajectory", "read_utf8_lines", "record_problem", "trajectory_path"]
 
 
-#: the types of the record fields that readers compute with (None is always allowed)
-_STR_FIELDS = (
-    "run_id",
-    "cell_id",
-    "device",
-    "dtype",
-    "reason",
-    "grad_reference",
-    "discrete_twin",
-    "peak_framework_method",
-    "truth",
-    "rss_method",
-    "train_stopped",
-    "train_converged_by",
-    "train_polish_message",
-    "train_polish_rejected_first",
-    "trajectory_file",
-    "timing",
-    "timing_reason",
-)
-_DICT_FIELDS = (
-    "params", "resolved_params", "metrics", "env", "cell", "sources", "execution", "timing_concurrent",
-)  # fmt: skip
-_NUMBER_LIST_FIELDS = ("train_loss_history", "train_time_history")
-_NUMBER_FIELDS = (
-    "seed",
-    "loss_init",
-    "grad_rel_error",
-    "grad_rel_error_discrete",
-    "time_first_s",
-    "time_median_s",
-    "time_iqr_s",
-    "repeats",
-    "nfe_forward",
-    "nfe_backward",
-    "time_median_trained_s",
-    "time_iqr_trained_s",
-    "nfe_forward_trained",
-    "nfe_backward_trained",
-    "grad_rel_error_trained",
-    "solver_steps",
-    "solver_checkpoints",
-    "peak_rss_bytes",
-    "peak_rss_first_call_bytes",
-    "peak_framework_bytes",
-    "peak_device_bytes",
-    "train_iters",
-    "train_loss_final",
-    "train_time_s",
-    "train_target_loss",
-    "train_budget_s",
-    "train_iters_run",
-    "train_iters_to_target",
-    "train_time_to_target_s",
-    "train_target_from",
-    "train_wall_s",
-    "train_evals",
-    "train_grad_norm_final",
-    "train_polish_evals",
-    "train_polish_rejected",
-    "cell_time_s",
-)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+#: fields checked below with messages of their own (what their items must hold)
+_CHECKED_APART = ("claims", "train_phases", "state_names")
 
 
 def record_problem(record: Any) -> str | None:
-    """What makes `record` not a harness record (a short phrase), or None."""
+    """What makes `record` not a harness record (a short phrase), or None: each field of
+    the schema (`harness.store.schema.FIELDS`) of its kind, or None."""
     if not isinstance(record, dict):
         return f"is JSON but not an object ({type(record).__name__})"
     missing = [k for k in ("task", "impl", "status") if k not in record]
@@ -93,21 +31,9 @@ def record_problem(record: Any) -> str | None:
     for key in ("task", "impl", "status"):
         if not isinstance(record[key], str):
             return f"has a {key} that is not a string"
-    for key in _STR_FIELDS:
-        if record.get(key) is not None and not isinstance(record[key], str):
-            return f"has a {key} that is not a string"
-    for key in _DICT_FIELDS:
-        if record.get(key) is not None and not isinstance(record[key], dict):
-            return f"has {key} that is not an object"
-    for key in _NUMBER_FIELDS:
-        if record.get(key) is not None and not _is_number(record[key]):
-            return f"has a {key} that is not a number"
-    for key in _NUMBER_LIST_FIELDS:
-        value = record.get(key)
-        if value is not None and not (
-            isinstance(value, list) and all(v is None or _is_number(v) for v in value)
-        ):
-            return f"has {key} that is not a list of numbers"
+    for key in FIELDS:
+        if key not in _CHECKED_APART and (problem := kind_problem(key, record.get(key))) is not None:
+            return problem
     names = record.get("state_names")
     if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
         return "has state_names that are not a list of strings"
