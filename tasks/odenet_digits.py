@@ -15,14 +15,12 @@ import functools
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
-import array_api_compat
 import numpy as np
 
 from harness import (
     MLP,
     AbstractMap,
     AbstractModel,
-    AbstractTask,
     AbstractVectorField,
     Claim,
     CrossClaim,
@@ -39,30 +37,28 @@ from harness import (
     text,
     unflatten,
 )
-from tasks._common.idx import MNIST_FILES, DataDirError, check_data_dir, idx_image_shape, read_idx
+from tasks._common.classification import (
+    N_CLASSES,
+    REPORTED_003,
+    ClassificationTask,
+    cross_entropy,
+    one_hot_targets,
+    read_mnist_folder,
+    seeded_subset,
+)
+from tasks._common.idx import MNIST_FILES, check_data_dir, idx_image_shape
 
 __all__ = [
-    "MNIST_FILES",
-    "DataDirError",
     "OdenetDigits",
     "ResidualStack",
     "ResnetDigits",
     "average_pool",
-    "check_data_dir",
-    "cross_entropy",
-    "cross_entropy_cotangent",
     "load_digits_split",
     "load_mnist",
-    "one_hot_targets",
-    "read_idx",
 ]
 
-#: the classes of both data sets (digits 0-9): the logits are the first 10 state coordinates
-N_CLASSES = 10
 #: training images of MNIST used when `n_train` is 0 (automatic)
 MNIST_TRAIN_CAP = 10000
-#: 003 §4: test accuracy after the last of 50 epochs on MNIST ("Epoch 0049 ... Test Acc")
-REPORTED_003 = {"odenet": 0.9958, "resnet": 0.9952}
 
 
 # ----------------------------------------------------------------------------- data
@@ -80,16 +76,9 @@ def average_pool(images: np.ndarray, pool: int) -> np.ndarray:
 def load_mnist(data_dir: str | Path, *, pool: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """MNIST from its IDX files: `(x_train, labels_train, x_test, labels_test)`, pixels
     scaled from 0-255 to [0, 1] and average-pooled by `pool` (4: 28x28 -> 7x7 = 49)."""
-    paths = check_data_dir(data_dir)
-    arrays = [read_idx(paths[name]) for name in MNIST_FILES]
-    for images, labels in (arrays[:2], arrays[2:]):
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(
-                f"MNIST files in '{data_dir}': images {images.shape} and labels {labels.shape} do not match"
-            )
-    x_train, y_train, x_test, y_test = arrays
+    x_train, y_train, x_test, y_test = read_mnist_folder(data_dir)
     scale = lambda x: average_pool(np.asarray(x, dtype=np.float64) / 255.0, pool)
-    return scale(x_train), y_train.astype(np.int64), scale(x_test), y_test.astype(np.int64)
+    return scale(x_train), y_train, scale(x_test), y_test
 
 
 def load_digits_split(
@@ -108,51 +97,6 @@ def load_digits_split(
         x, labels, test_size=test_fraction, stratify=labels, random_state=seed
     )
     return np.asarray(x_train), np.asarray(y_train), np.asarray(x_test), np.asarray(y_test)
-
-
-def _subset(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded random subset of `n` examples (all of them, in order, when n is 0 or too big)."""
-    if n <= 0 or n >= len(x):
-        return x, y
-    keep = np.sort(rng.choice(len(x), size=n, replace=False))
-    return x[keep], y[keep]
-
-
-def one_hot_targets(labels: np.ndarray, n_features: int) -> np.ndarray:
-    """Observations (2, B, N) for labels (B,): zero at t0, the one-hot label in the first
-    10 coordinates at T (the read-out), zeros elsewhere."""
-    obs = np.zeros((2, len(labels), n_features))
-    obs[-1, np.arange(len(labels)), labels] = 1.0
-    return obs
-
-
-# ----------------------------------------------------------------------------- loss
-
-
-def cross_entropy(pred: Any, obs: Any) -> Any:
-    """Mean cross-entropy of softmax(logits) against one-hot targets, the logits being the
-    first 10 coordinates of the final state: `pred[-1, :, :10]` against `obs[-1, :, :10]`.
-    log-sum-exp with the maximum subtracted; written against the array API, so NumPy,
-    PyTorch and JAX evaluate the same expression.  (The maximum's own derivative cancels:
-    d/dz [m + log sum exp(z - m)] = softmax(z) for any m(z).)
-
-    **Arguments:** `pred`, `obs` of shape `(P, B, N)`, N >= 10.
-    """
-    xp = array_api_compat.array_namespace(pred, obs)
-    logits, target = pred[-1, :, :N_CLASSES], obs[-1, :, :N_CLASSES]
-    top = xp.max(logits, axis=1, keepdims=True)
-    log_norm = top[:, 0] + xp.log(xp.sum(xp.exp(logits - top), axis=1))
-    return xp.mean(log_norm - xp.sum(target * logits, axis=1))
-
-
-def cross_entropy_cotangent(pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
-    """d `cross_entropy` / d pred in NumPy: (softmax(logits) - target) / B at the last time
-    and the first 10 coordinates, zero elsewhere."""
-    logits, target = pred[-1, :, :N_CLASSES], obs[-1, :, :N_CLASSES]
-    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    out = np.zeros_like(pred, dtype=np.float64)
-    out[-1, :, :N_CLASSES] = (exp / exp.sum(axis=1, keepdims=True) - target) / pred.shape[1]
-    return out
 
 
 # ----------------------------------------------------------------------------- ResNet
@@ -226,7 +170,7 @@ class ResidualStack(AbstractMap):
 
 
 @register_task
-class OdenetDigits(AbstractTask):
+class OdenetDigits(ClassificationTask):
     """003 §3.2 and §4 (Chen et al. 2018's MNIST experiment re-implemented): an ODENet, one
     ODE block dh/dt = f(h; theta) (eq. 3) from h(0) = the image to h(T), trained with the same
     loop as a ResNet of residual blocks of the same width (`resnet_digits`).  The report
@@ -317,16 +261,9 @@ class OdenetDigits(AbstractTask):
             " near 0.95 on 360 test images (2 sqrt(2 x 0.95 x 0.05 / 360) = 0.032)",
         ),
     )
-    #: which of the report's two figures `mnist_test_error_003` shows
-    reported_key: ClassVar[str] = "odenet"
 
     def __init__(self, **overrides: Any) -> None:
-        super().__init__(**overrides)
-        if self.data_dir:  # a bad folder is a one-line error before any run
-            try:
-                check_data_dir(self.data_dir)
-            except DataDirError as exc:
-                raise DataDirError(f"{self.name}: {exc}") from None
+        super().__init__(**overrides)  # a bad `data_dir` is a one-line error before any run
         if self.pool < 0:
             raise UsageError(f"{self.name}: pool must be 0 (automatic) or positive, not {self.pool}")
         if self.n_features < N_CLASSES:
@@ -360,8 +297,8 @@ class OdenetDigits(AbstractTask):
             x_train, y_train, x_test, y_test = split
         rng = np.random.default_rng(seed)
         n_train = self.n_train or (MNIST_TRAIN_CAP if self.data_dir else 0)
-        x_train, y_train = _subset(rng, x_train, y_train, n_train)
-        x_test, y_test = _subset(rng, x_test, y_test, self.n_test)
+        x_train, y_train = seeded_subset(rng, x_train, y_train, n_train)
+        x_test, y_test = seeded_subset(rng, x_test, y_test, self.n_test)
         return x_train, y_train, x_test, y_test
 
     def make_data(self, seed: int) -> Dataset:
@@ -379,12 +316,6 @@ class OdenetDigits(AbstractTask):
     @property
     def model(self) -> AbstractModel:
         return MLP(sizes=(self.n_features, self.width, self.n_features), activation="tanh")
-
-    def loss(self, pred: Any, obs: Any) -> Any:
-        return cross_entropy(pred, obs)
-
-    def loss_cotangent(self, pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
-        return cross_entropy_cotangent(pred, obs)
 
     def reference_gradient(self, params: Params, data: Dataset) -> tuple[float, Params, str]:
         """The continuous adjoint over the whole batch with DOP853 at rtol = atol = 1e-12
@@ -420,10 +351,6 @@ class OdenetDigits(AbstractTask):
             "n_test": len(x_test),
             "mnist_test_error_003": round(1.0 - REPORTED_003[self.reported_key], 6),
         }
-
-    def trajectories(self, predict: Predictor, data: Dataset) -> dict[str, np.ndarray]:
-        """Nothing: a classifier has no trajectory to draw (the report skips the figure)."""
-        return {}
 
 
 @register_task

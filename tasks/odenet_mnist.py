@@ -20,7 +20,6 @@ import numpy as np
 from harness import (
     AbstractImplementation,
     AbstractModel,
-    AbstractTask,
     Claim,
     Composite,
     ConvDownsampling,
@@ -45,22 +44,24 @@ from harness import (
     register_task,
     text,
 )
-from tasks._common.idx import MNIST_FILES, DataDirError, check_data_dir, read_idx
-from tasks.odenet_digits import N_CLASSES, cross_entropy, cross_entropy_cotangent, one_hot_targets
+from tasks._common.classification import (
+    CHEN_2018,
+    N_CLASSES,
+    REPORTED_003,
+    ClassificationTask,
+    accuracy,
+    one_hot_targets,
+    read_mnist_folder,
+    seeded_subset,
+)
 
 __all__ = [
-    "CHEN_2018",
-    "REPORTED_003",
     "OdenetMnist",
     "ResnetMnist",
     "load_mnist_images",
     "load_mnist_subset",
 ]
 
-#: 003 §4: test accuracy after the last of 50 epochs ("Epoch 0049 ... Test Acc")
-REPORTED_003 = {"odenet": 0.9958, "resnet": 0.9952}
-#: Chen et al. (2018), Table 1: parameters and MNIST test error
-CHEN_2018 = {"odenet": (0.22e6, 0.0042), "resnet": (0.60e6, 0.0041)}
 #: the install command of the data's optional extra
 MNIST_EXTRA = 'pip install -c constraints.txt -e ".[mnist]"'
 #: images per forward pass when a trained model is evaluated (the example's test batch)
@@ -93,26 +94,16 @@ def load_mnist_subset(seed: int, *, n_train: int, n_test: int) -> tuple[np.ndarr
 def load_mnist_images(data_dir: str, seed: int, *, n_train: int, n_test: int) -> tuple[np.ndarray, ...]:
     """MNIST from its four IDX files in `data_dir`, 28x28 pixels scaled to [0, 1] and flattened,
     each set capped at `n_train` / `n_test` images by a seeded random subset (0: all)."""
-    paths = check_data_dir(data_dir)
-    x_train, y_train, x_test, y_test = (read_idx(paths[name]) for name in MNIST_FILES)
+    images_train, y_train, images_test, y_test = read_mnist_folder(data_dir)
     rng = np.random.default_rng(seed)
-
-    def prepare(images: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        if images.ndim != 3 or labels.shape != images.shape[:1]:
-            raise UsageError(f"MNIST files in '{data_dir}': images {images.shape} and labels {labels.shape}")
-        keep = (
-            np.arange(len(images))
-            if n <= 0 or n >= len(images)
-            else np.sort(rng.choice(len(images), n, False))
-        )
-        flat = np.asarray(images[keep], dtype=np.float64).reshape(len(keep), -1) / 255.0
-        return flat, np.asarray(labels[keep], dtype=np.int64)
-
-    return (*prepare(x_train, y_train, n_train), *prepare(x_test, y_test, n_test))
+    flat = lambda images: np.asarray(images, dtype=np.float64).reshape(len(images), -1) / 255.0
+    x_train, y_train = seeded_subset(rng, flat(images_train), y_train, n_train)
+    x_test, y_test = seeded_subset(rng, flat(images_test), y_test, n_test)
+    return x_train, y_train, x_test, y_test
 
 
 @register_task
-class OdenetMnist(AbstractTask):
+class OdenetMnist(ClassificationTask):
     """003 §3.2 and §4 (Chen et al. 2018's MNIST experiment, whose code, torchdiffeq's
     `examples/odenet_mnist.py`, the report follows): an ODE-Net classifier trained with
     mini-batch SGD with momentum and a step learning-rate decay, and compared with a ResNet
@@ -273,17 +264,11 @@ class OdenetMnist(AbstractTask):
             " near 0.95 on 1,000 test images (2 sqrt(2 x 0.95 x 0.05 / 1000) = 0.019)",
         ),
     )
-    #: which of the reports' figures the metrics compare with
-    reported_key: ClassVar[str] = "odenet"
 
     def __init__(self, **overrides: Any) -> None:
-        super().__init__(**overrides)
-        if self.data_dir:
-            try:
-                check_data_dir(self.data_dir)
-            except DataDirError as exc:
-                raise DataDirError(f"{self.name}: {exc}") from None
-        elif self.n_train + self.n_test > 5000 or min(self.n_train, self.n_test) < N_CLASSES:
+        super().__init__(**overrides)  # a bad `data_dir` is a one-line error before any run
+        small = min(self.n_train, self.n_test) < N_CLASSES
+        if not self.data_dir and (self.n_train + self.n_test > 5000 or small):
             raise UsageError(
                 f"{self.name}: the MNIST subset has 5000 images, split stratified by digit: n_train "
                 f"({self.n_train}) and n_test ({self.n_test}) must be at least {N_CLASSES} and add up "
@@ -335,12 +320,6 @@ class OdenetMnist(AbstractTask):
         head = PoolLinearHead(channels=self.channels, size=down.size, time_column=column, groups=groups)
         return Composite(down, self.core(down.size), head)
 
-    def loss(self, pred: Any, obs: Any) -> Any:
-        return cross_entropy(pred, obs)
-
-    def loss_cotangent(self, pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
-        return cross_entropy_cotangent(pred, obs)
-
     def reference_gradient(self, params: Params, data: Dataset) -> tuple[float, Params, str]:
         """The continuous adjoint of the ODE block by DOP853 at rtol = atol = 1e-8, the
         down-sampling and head by their hand-written NumPy VJPs
@@ -375,7 +354,8 @@ class OdenetMnist(AbstractTask):
 
         def on_epoch(epoch: int, p: Params) -> dict[str, float]:
             predict = lambda t, x: impl.predict(p, t, x)
-            return {"test_accuracy": accuracy(predict, impl.data, truth["x_test"], truth["labels_test"])}
+            t = np.asarray(impl.data.t)
+            return {"test_accuracy": accuracy(predict, t, truth["x_test"], truth["labels_test"], EVAL_BATCH)}
 
         result = minibatch_sgd(
             impl,
@@ -401,12 +381,13 @@ class OdenetMnist(AbstractTask):
         """Test and train accuracy (argmax of the logits), parameter counts (this model, the
         other architecture at the same width, Chen et al.'s), and the reports' numbers."""
         truth = data.truth
-        test_accuracy = accuracy(predict, data, truth["x_test"], truth["labels_test"])
+        t = np.asarray(data.t)
+        test_accuracy = accuracy(predict, t, truth["x_test"], truth["labels_test"], EVAL_BATCH)
         shared = {k: v for k, v in self.config.items() if k in OdenetMnist.options}
         return {
             "test_accuracy": test_accuracy,
             "test_error": 1.0 - test_accuracy,
-            "train_accuracy": accuracy(predict, data, truth["x_train"], truth["labels_train"]),
+            "train_accuracy": accuracy(predict, t, truth["x_train"], truth["labels_train"], EVAL_BATCH),
             "n_params": int(flatten(params).size),
             "n_params_odenet": int(flatten(OdenetMnist(**shared).init_params(0)).size),
             "n_params_resnet": int(flatten(ResnetMnist(**shared).init_params(0)).size),
@@ -415,21 +396,6 @@ class OdenetMnist(AbstractTask):
             "n_test": len(truth["x_test"]),
             "test_accuracy_003": REPORTED_003[self.reported_key],
         }
-
-    def trajectories(self, predict: Predictor, data: Dataset) -> dict[str, np.ndarray]:
-        """Nothing: a classifier has no trajectory to draw."""
-        return {}
-
-
-def accuracy(predict: Predictor, data: Dataset, x: np.ndarray, labels: np.ndarray) -> float:
-    """The fraction of `x` whose largest logit (the model's output at t1) is the label,
-    evaluated `EVAL_BATCH` images at a time."""
-    t = np.asarray(data.t)
-    hits = 0
-    for start in range(0, len(x), EVAL_BATCH):
-        logits = np.asarray(predict(t, x[start : start + EVAL_BATCH]), dtype=float)[-1, :, :N_CLASSES]
-        hits += int(np.sum(np.argmax(logits, axis=1) == labels[start : start + EVAL_BATCH]))
-    return hits / max(len(x), 1)
 
 
 @register_task

@@ -74,7 +74,7 @@ def test_seeds_aggregate_but_configurations_do_not() -> None:
     """Records of one task on two windows (the HNN's pair beside the default run) are two
     rows of the verdict table, each labelled with its options; the seeds of each aggregate."""
     records = [
-        {**_record(_cell(s), fit, 0.5), "resolved_params": {"t1": t1, "lr": 0.01}}
+        {**_record(_cell(s), fit, 0.5), "resolved_params": {"t1": t1, "lr": 0.01, "budget": 60.0 + s}}
         for s, (t1, fit) in enumerate(((0.25, 0.01), (3.0, 0.3), (0.25, 0.03)))
     ]
     wide = {(r["task"], r["claim"]): r["a"] for r in Verdicts.of(records, CLAIMS).wide()}

@@ -19,17 +19,9 @@ from harness.core.models import AbstractMap, flatten, unflatten
 from harness.numerics import driver
 from harness.numerics.reference import forward_sensitivity_gradient
 from tasks import odenet_digits
-from tasks._common.idx import idx_image_shape
-from tasks.odenet_digits import (
-    MNIST_FILES,
-    DataDirError,
-    OdenetDigits,
-    ResnetDigits,
-    average_pool,
-    cross_entropy,
-    cross_entropy_cotangent,
-    read_idx,
-)
+from tasks._common.classification import cross_entropy, cross_entropy_cotangent
+from tasks._common.idx import MNIST_FILES, DataDirError, idx_image_shape, read_idx
+from tasks.odenet_digits import OdenetDigits, ResnetDigits, average_pool
 
 SMALL = {"n_train": 64, "n_test": 32}
 #: numpy-adjoint's skip reason for the ResNet (a discrete map, not a vector field)

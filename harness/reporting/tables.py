@@ -230,9 +230,15 @@ class Verdicts:
         return [f"- {t} / {c}: {v} on {', '.join(i)}: {n}" for (t, c, v, n), i in notes.items()]
 
 
+#: what varies between records without making them two configurations: the seed (they
+#: aggregate), the wall-clock safety net (the record says whether it stopped training)
+_NOT_CONFIGURATION = ("seed", "budget")
+
+
 def _configuration_labels(records: Sequence[Mapping[str, Any]]) -> Callable[[Mapping[str, Any]], str]:
     """The task label of a record's verdict rows: its task, with the options that vary
-    among the records of that task besides the seed (`double_pendulum (t1=3 n_obs=61)`),
+    among the records of that task besides the seed and the wall-clock safety net
+    (`double_pendulum (t1=3 n_obs=61)`),
     so that the wide table aggregates seeds of one configuration, never two
     configurations (the HNN's pair on its window beside the default run)."""
     by_task: dict[str, list[Mapping[str, Any]]] = {}
@@ -240,7 +246,7 @@ def _configuration_labels(records: Sequence[Mapping[str, Any]]) -> Callable[[Map
         by_task.setdefault(str(record.get("task")), []).append(record)
     labels: dict[int, str] = {}
     for task, mine in by_task.items():
-        varying = {k: v for k, v in varying_params(mine).items() if k != "seed"}
+        varying = {k: v for k, v in varying_params(mine).items() if k not in _NOT_CONFIGURATION}
         for i, record in enumerate(mine):
             shown = " ".join(f"{k}={v[i]}" for k, v in varying.items() if v[i] is not None)
             labels[id(record)] = f"{task} ({shown})" if shown else task
