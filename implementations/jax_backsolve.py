@@ -43,9 +43,8 @@ class JaxBacksolve(JaxCheckpoint):
 
         if not self.config["seminorm"]:
             return diffrax.BacksolveAdjoint()
-        controller = diffrax.PIDController(
-            rtol=float(self.solver["rtol"]), atol=float(self.solver["atol"]), norm=diffrax.adjoint_rms_seminorm
-        )
+        rtol, atol = float(self.solver["rtol"]), float(self.solver["atol"])
+        controller = diffrax.PIDController(rtol=rtol, atol=atol, norm=diffrax.adjoint_rms_seminorm)
         return diffrax.BacksolveAdjoint(stepsize_controller=controller)
 
     @property

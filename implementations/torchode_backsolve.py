@@ -23,10 +23,11 @@ def _module(field: _Field, native: dict[str, torch.Tensor]) -> Any:
         def __init__(self) -> None:
             super().__init__()
             for key, value in native.items():
-                self._parameters[key] = value  # the tensor itself: a Parameter would copy
+                # the tensor itself: a Parameter would be a new leaf, cut off from `native`
+                self._parameters[key] = value  # pyright: ignore[reportArgumentType]
 
         def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            field.field.params = dict(self._parameters)  # type: ignore[arg-type]
+            field.field.params = dict(self._parameters)  # pyright: ignore[reportAttributeAccessIssue]
             return field(t, y)
 
     return Field()

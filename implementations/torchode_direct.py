@@ -62,7 +62,7 @@ class TorchodeDirect(AbstractTorchImplementation):
     def setup_solver(self) -> None:
         import torchode
 
-        self._to = torchode
+        self._to: Any = torchode  # untyped use: torchode annotates with torchtyping shapes
         self._rtol, self._atol = float(self.solver["rtol"]), float(self.solver["atol"])
 
     def _problem(self, times: torch.Tensor, y0: torch.Tensor) -> tuple[Any, tuple[int, ...]]:
@@ -91,7 +91,8 @@ class TorchodeDirect(AbstractTorchImplementation):
         problem, shape = self._problem(times, y0)
         term = to.ODETerm(_Field(self.field, shape), with_stats=False)
         controller = to.IntegralController(atol=self._atol, rtol=self._rtol, term=term)
-        solver = to.AutoDiffAdjoint(to.Dopri5(term=term), controller, backprop_through_step_size_control=False)
+        method = to.Dopri5(term=term)
+        solver = to.AutoDiffAdjoint(method, controller, backprop_through_step_size_control=False)
         solution = solver.solve(problem, term)
         self._check(solution)
         self.n_steps = int(solution.stats["n_steps"].max())
