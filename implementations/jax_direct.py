@@ -24,8 +24,9 @@ class JaxDirect(JaxCheckpoint):
     NFE backward: the vector-field evaluations of the value-and-grad call beyond the
     forward solve's, plus its VJPs.  Under reverse mode the custom-VJP counter sees every
     evaluation as a linearisation (its forward pass included: no primal ticks), and the
-    nested `jax.checkpoint`s re-run the forward steps once per nesting level, so the count
-    grows with `max_steps` at the same solver steps (measured on lotka_volterra, 20 steps,
+    backward pass re-runs the forward steps (twice at `max_steps` 4096, once at 64: the
+    nested `jax.checkpoint`s of the bounded loop), so the count grows with `max_steps` at
+    the same solver steps (measured on lotka_volterra, 20 steps,
     121 forward evaluations: backward 242 at `max_steps` 64, 363 at 4096; jax-checkpoint:
     242).  Option `max_steps` (default 4096, as jax-checkpoint) bounds the solver's steps.
     """

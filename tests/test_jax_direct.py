@@ -1,7 +1,7 @@
 """`jax-direct` beyond conformance: it differentiates the same discrete solve as
 `jax-checkpoint` (the same gradient to rounding), and its backward work grows with the
-`max_steps` bound at the same solver steps (diffrax's bounded loop re-runs the forward
-steps once per level of its nested checkpoints)."""
+`max_steps` bound at the same solver steps (diffrax's bounded loop of nested checkpoints
+re-runs the forward steps more often in a larger loop)."""
 
 from __future__ import annotations
 
