@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.core.ranges import integer
+from harness.core.ranges import flag, integer
 from harness.core.registry import register_implementation
 from implementations.jax_checkpoint import JaxCheckpoint
 
@@ -20,19 +20,32 @@ class JaxBacksolve(JaxCheckpoint):
     optimize-then-discretise!! This only gives approximate gradients").  The backward step
     control uses diffrax's RMS norm over state, state adjoint and parameter adjoint.
 
+    With ``seminorm=True`` the backward step control takes diffrax's
+    `adjoint_rms_seminorm`, the RMS norm over state and state adjoint only, leaving the
+    parameter adjoint (an integral that feeds nothing back) out: the seminorm of Kidger,
+    Chen and Lyons, "'Hey, that's not an ODE': faster ODE adjoints via seminorms" (ICML
+    2021), as `numpy-adjoint` and `torch-adjoint` offer it.  diffrax takes it as the
+    backward pass's own `PIDController(rtol, atol, norm=adjoint_rms_seminorm)`, passed
+    as `BacksolveAdjoint(stepsize_controller=...)` (diffrax 0.7.2, `_misc.py`), with the
+    forward pass's tolerances.
+
     NFE backward: evaluations of the augmented system (each one vector-field linearisation
     and its VJP), as `torch-adjoint` and `numpy-adjoint` count them.
     """
 
     name = "jax-backsolve"
-    options = {"max_steps": 4096}  # no checkpoints: the backward pass stores no forward state
-    option_ranges = {"max_steps": integer(1)}
+    options = {"max_steps": 4096, "seminorm": False}  # no checkpoints: no forward state kept
+    option_ranges = {"max_steps": integer(1), "seminorm": flag()}
     discrete_twin = "jax-checkpoint"  # the same Tsit5 solve, differentiated through its steps
 
     def _adjoint(self) -> Any:
         import diffrax
 
-        return diffrax.BacksolveAdjoint()
+        if not self.config["seminorm"]:
+            return diffrax.BacksolveAdjoint()
+        rtol, atol = float(self.solver["rtol"]), float(self.solver["atol"])
+        controller = diffrax.PIDController(rtol=rtol, atol=atol, norm=diffrax.adjoint_rms_seminorm)
+        return diffrax.BacksolveAdjoint(stepsize_controller=controller)
 
     @property
     def n_checkpoints(self) -> int | None:

@@ -70,3 +70,19 @@ def test_records_say_how_many_checkpoints(impl: str, checkpoints: int | None) ->
     measure_cell(cell, record, repeats=1, memory=False)
     assert record["solver_checkpoints"] == checkpoints
     assert record["solver_steps"] > 0
+
+
+@pytest.mark.parametrize("task_name", ["lotka_volterra_pairs_nn"])
+def test_seminorm_cuts_backward_work_within_tolerance(task_name: str) -> None:
+    """``seminorm=True`` (diffrax `adjoint_rms_seminorm`) leaves the parameter adjoint out of
+    the backward step control (Kidger et al. 2021).  At the task's defaults, a field of
+    3,282 parameters over 500 states of 3 and two observation times: backward evaluations
+    measured 103 -> 31, the gradient 1.5e-3 from the reference (5.7e-4 without), inside
+    the task's bound (1e-2)."""
+    from harness import testing
+
+    task, data, params, _, ref_grad = problem(task_name)
+    default, semi = BACKSOLVE(task, data), BACKSOLVE(task, data, seminorm=True)
+    assert semi.count_nfe(params)[1] < default.count_nfe(params)[1] / 2
+    error = rel_error(semi.value_and_grad(params)[1], ref_grad)
+    assert error < testing.tolerance(task, "gradient")
