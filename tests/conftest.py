@@ -5,7 +5,14 @@ how the suite shares two or more cores (pytest-xdist, `-n auto` in pyproject.tom
   built back-ends (JAX compilations) are paid once (`TaskScopes`);
 - tests marked `serial` (signals, process deadlines, racing processes) run alone: a
   readers-writer lock over the workers, held exclusively by a serial test and shared by
-  every other, so no other test runs beside one (`RunAlone`).
+  every other, so no other test runs beside one (`RunAlone`);
+- a back-end that subclasses another registered back-end and changes only its gradient
+  (jax-backsolve and jax-direct: jax-checkpoint with another diffrax adjoint;
+  torchode-backsolve) has its gradient checked on every task, but its `predict` check only
+  where it overrides `predict` (else it is its parent's code, checked there) and its NFE
+  check on one task per model kind; the rest are marked `exhaustive`, which the default run
+  leaves out (`-m "not exhaustive"` in pyproject.toml; `pytest -m exhaustive` runs them), to
+  keep #24's 12-minute bound with nine back-ends.
 """
 
 from __future__ import annotations
@@ -92,6 +99,50 @@ def check_vjp(model: Any, params: Params, y: np.ndarray, a: np.ndarray) -> None:
 
 #: the lock files' folder, made by the xdist controller; its workers inherit the variable
 LOCKS_VARIABLE = "PYTEST_HARNESS_LOCKS"
+
+
+def parents() -> dict[str, type]:
+    """Back-ends whose class subclasses another registered back-end's, with that parent."""
+    classes = registry.IMPLEMENTATIONS
+    return {
+        name: other
+        for name, cls in classes.items()
+        for other in classes.values()
+        if other is not cls and issubclass(cls, other)
+    }
+
+
+def one_task_per_model_kind() -> set[str]:
+    """The first task (by name) of each model kind (`AbstractModel.label` at the task's
+    default options), and the training task of the conformance tests."""
+    first: dict[str, str] = {}
+    for name in sorted(registry.TASKS):
+        first.setdefault(registry.TASKS[name]().model.label, name)
+    return {*first.values(), "lotka_volterra"}
+
+
+def _exhaustive(impl: str, task: str, check: str, derived: dict[str, type], kept: set[str]) -> bool:
+    """Whether a conformance check of a derived back-end is left to `-m exhaustive`."""
+    parent = derived.get(impl)
+    if parent is None or check in ("gradient", "pure"):
+        return False
+    if check == "predict":
+        return registry.IMPLEMENTATIONS[impl].predict is parent.predict
+    return task not in kept
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `exhaustive` the conformance checks a derived back-end's parent covers."""
+    derived, kept = parents(), one_task_per_model_kind()
+    for item in items:
+        call = getattr(item, "callspec", None)
+        if call is None or not item.nodeid.startswith(
+            "tests/test_conformance.py::test_implementation_conforms"
+        ):
+            continue
+        impl, task, check = (call.params[k] for k in ("impl_name", "task_name", "check"))
+        if _exhaustive(impl, task, check, derived, kept):
+            item.add_marker(pytest.mark.exhaustive)
 
 
 def pytest_configure(config: pytest.Config) -> None:
