@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from harness.core.models import AbstractMap, Composite, Params
+from harness.core.models import Params
 from harness.core.protocols import AbstractImplementation
 
 if TYPE_CHECKING:
@@ -49,10 +49,7 @@ class AbstractTorchImplementation(AbstractImplementation):
         self._y0 = self._tensor(self.data.y0)
         self._t = self._tensor(self.data.t)
         self._obs = self._tensor(self.data.y)
-        model = self.task.model
-        self._composite = model if isinstance(model, Composite) else None
-        core = model.core if isinstance(model, Composite) else model  # what a solver integrates
-        self.field = tc.VectorField(core, self._y0)
+        self.field = tc.VectorField(self.composed, self._y0)  # what a solver integrates
         self._grad = torch.autograd.grad
         self._cuda = self._device.type == "cuda"
         self._keys: tuple[str, ...] = tuple(self.task.init_params(0))
@@ -78,22 +75,14 @@ class AbstractTorchImplementation(AbstractImplementation):
     def _forward(
         self, native: dict[str, torch.Tensor], times: torch.Tensor, y0: torch.Tensor
     ) -> torch.Tensor:
-        """`_solve`, or for a discrete model (`harness.core.models.AbstractMap`, such as a
-        ResNet) its input and output; a `Composite` encodes `y0` first and decodes every state."""
-        composite, xp = self._composite, self.field.xp
-        if composite is None:
-            return self._core_states(native, times, y0)
-        h0 = composite.encoder.apply(native, y0, xp)
-        core = {k: native[k] for k in composite.part_keys[1]}
-        return composite.decode(native, self._core_states(core, times, h0), xp)
+        """The model's outputs at `times`: `_solve` on the core, composed by the harness
+        (`harness.core.composed.ComposedModel.states`)."""
+        return self.composed.states(native, times, y0, self.field.xp, self._solve_core)[0]
 
-    def _core_states(
+    def _solve_core(
         self, native: dict[str, torch.Tensor], times: torch.Tensor, y0: torch.Tensor
-    ) -> torch.Tensor:
-        model = self.field.model
-        if not isinstance(model, AbstractMap):
-            return self._solve(native, times, y0)
-        return model.states(native, y0, len(times), self.field.xp)
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._solve(native, times, y0), times
 
     def _loss(
         self, native: dict[str, torch.Tensor], batch: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -133,9 +122,7 @@ class AbstractTorchImplementation(AbstractImplementation):
             states = self._forward(native, self._tensor(times), self._tensor(y0))
         return states.cpu().numpy()
 
-    def count_nfe(self, params: Params) -> tuple[int, int]:
-        if isinstance(self.field.model, AbstractMap):  # one block evaluation and one VJP per block
-            return self.field.model.n_evaluations, self.field.model.n_evaluations
+    def count_solver_nfe(self, params: Params) -> tuple[int, int]:
         native = self.load(params)
         field = self.field
         field.reset_counts(track_vjps=self._vjp_hooks)

@@ -13,8 +13,9 @@ import array_api_compat
 import numpy as np
 import torch
 
+from harness.core.composed import ComposedModel
 from harness.core.devices import parse_device, parse_dtype
-from harness.core.models import AbstractModel, Params
+from harness.core.models import Params
 
 __all__ = [
     "VectorField",
@@ -68,7 +69,8 @@ def to_numpy_params(keys: Sequence[str], tensors: Sequence[torch.Tensor]) -> Par
 
 
 class VectorField(torch.nn.Module):
-    """The task's model spec as a torch vector field ``f(t, y) = model.rhs(params, y, xp)``.
+    """The core of the task's model (`ComposedModel.rhs`) as a torch vector field
+    ``f(t, y) = model.rhs(params, y, xp)``.
 
     The model is written once against the array API (`harness.core.models`); `xp` is resolved
     once here.  `params` is a dictionary of tensors set by the back-end before each solve.
@@ -76,7 +78,7 @@ class VectorField(torch.nn.Module):
     autograd later runs through the outputs of those calls (one hook per call).
     """
 
-    def __init__(self, model: AbstractModel, example: torch.Tensor) -> None:
+    def __init__(self, model: ComposedModel, example: torch.Tensor) -> None:
         super().__init__()
         self.model = model
         self.xp = array_api_compat.array_namespace(example)

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from harness.core.composed import ComposedModel
 from harness.core.devices import parse_device
-from harness.core.models import AbstractMap, AbstractModel, AbstractVectorField, Composite, Params
+from harness.core.models import AbstractMap, AbstractVectorField, Params
 from harness.core.protocols import AbstractImplementation
 from harness.core.ranges import integer
 from harness.core.registry import register_implementation
@@ -105,13 +106,13 @@ def solve(
     )
 
 
-def _plain_field(model: AbstractModel) -> VectorField:
+def _plain_field(model: ComposedModel) -> VectorField:
     import jax.numpy as jnp
 
     return lambda params, y: model.rhs(params, y, jnp)
 
 
-def _counted_field(model: AbstractModel, counts: collections.Counter[str]) -> VectorField:
+def _counted_field(model: ComposedModel, counts: collections.Counter[str]) -> VectorField:
     """The model's vector field wrapped in a `jax.custom_vjp` whose primal, forward
     (linearising) and backward (VJP) rules each tick a Python counter when they run."""
     import jax
@@ -157,7 +158,7 @@ class JaxCheckpoint(AbstractImplementation):
     framework = "jax"
     requires = ("jax", "diffrax", "equinox", "optax")
     install = 'pip install -c constraints.txt -e ".[jax]"'
-    builds = (AbstractVectorField, AbstractMap, Composite)
+    builds = (AbstractVectorField, AbstractMap)
     devices = ("cpu", "cuda")
     solver_options = ("rtol", "atol")
     options = {"max_steps": 4096, "checkpoints": 0}
@@ -181,10 +182,8 @@ class JaxCheckpoint(AbstractImplementation):
         self._device = jax_device(self.device)
         self._keys = list(self.task.init_params(0))
         self._args = tuple(self._put(a) for a in (self.data.t, self.data.y0, self.data.y))
-        model = self.task.model
-        #: what the solver integrates: the model, or a `Composite`'s core
-        self._core = model.core if isinstance(model, Composite) else model
-        self._loss = self._make_loss(_plain_field(self._core))
+        #: what the solver integrates (a discrete core is applied by the harness instead)
+        self._loss = self._make_loss(_plain_field(self.composed))
         self._vg = jax.jit(jax.value_and_grad(self._loss))
         self._predict = jax.jit(self._make_predict())
         self._counted: tuple[Any, Any] | None = None
@@ -223,29 +222,18 @@ class JaxCheckpoint(AbstractImplementation):
         return max(raw.get("primal", 0) - forward, raw.get("fwd", 0)) + raw.get("vjp", 0)
 
     def _make_states(self, field: VectorField, *, throw: bool = True) -> Callable[..., Any]:
-        """`states(params, t, y0) -> (ys, ts)`: the model at times `t` from `y0` (a solve, a
-        discrete map's states, or a `Composite`'s decoded core states from the encoded `y0`);
-        `ts` is the solver's (inf where it stopped early)."""
+        """`states(params, t, y0) -> (ys, ts)`: the model's outputs at times `t` from `y0`,
+        a solve of the core composed by the harness (`ComposedModel.states`); `ts` is the
+        solver's (inf where it stopped early)."""
         import jax.numpy as jnp
 
         kwargs = self._solve_kwargs()
-        core, model = self._core, self.task.model
 
-        def core_states(params: Any, t: Any, y0: Any) -> tuple[Any, Any]:
-            if isinstance(core, AbstractMap):
-                return core.states(params, y0, t.shape[0], jnp), t
+        def core_solve(params: Any, t: Any, y0: Any) -> tuple[Any, Any]:
             sol = solve(field, params, t, y0, throw=throw, **kwargs)
             return sol.ys, sol.ts
 
-        if not isinstance(model, Composite):
-            return core_states
-
-        def composite_states(params: Any, t: Any, x: Any) -> tuple[Any, Any]:
-            core_params = {k: params[k] for k in model.part_keys[1]}
-            ys, ts = core_states(core_params, t, model.encoder.apply(params, x, jnp))
-            return model.decode(params, ys, jnp), ts
-
-        return composite_states
+        return lambda params, t, x: self.composed.states(params, t, x, jnp, core_solve)
 
     def _make_loss(self, field: VectorField) -> Callable[..., Any]:
         """`loss(params, t, y0, obs)`: the task's loss on a solve saved at `t`."""
@@ -253,7 +241,7 @@ class JaxCheckpoint(AbstractImplementation):
         return lambda params, t, y0, obs: self.task.loss(states(params, t, y0)[0], obs)
 
     def _make_predict(self) -> Callable[..., Any]:
-        return self._make_states(_plain_field(self._core), throw=False)
+        return self._make_states(_plain_field(self.composed), throw=False)
 
     def _numpy(self, tree: Any, keys: list[str]) -> Params:
         """A native parameter dict back to NumPy, in the order of `keys` (JAX sorts dict keys)."""
@@ -292,14 +280,14 @@ class JaxCheckpoint(AbstractImplementation):
         times = np.asarray(times)
         y0 = np.asarray(y0)
         if times.size < 2 or times[0] == times[-1]:
-            return np.repeat(y0[None].astype(self.dtype), times.size, axis=0)
+            return self.composed.stationary(params, times, y0).astype(self.dtype)
         native = {k: self._put(v) for k, v in params.items()}
         ys, ts = self._predict(native, self._put(times), self._put(y0))
         ys, ts = np.array(ys), np.asarray(ts)
         ys[~np.isfinite(ts)] = np.nan
         return ys
 
-    def count_nfe(self, params: Params) -> tuple[int, int]:
+    def count_solver_nfe(self, params: Params) -> tuple[int, int]:
         """Right-hand-side evaluations of one value-and-grad call, counted at run time by
         an instrumented (separately compiled, never timed) copy of the computation whose
         vector field ticks a counter from its primal, linearising and VJP rules.
@@ -319,21 +307,16 @@ class JaxCheckpoint(AbstractImplementation):
         """
         import jax
 
-        model, core = self.task.model, self._core
-        if isinstance(core, AbstractMap):  # one block evaluation and one VJP per block, no solver
-            self.n_steps, self.nfe_detail = None, {"blocks": core.n_evaluations}
-            return core.n_evaluations, core.n_evaluations
         if self._counted is None:
             import jax.numpy as jnp
 
-            field = _counted_field(core, self._counts)
+            field = _counted_field(self.composed, self._counts)
             kwargs = self._solve_kwargs()
+            composed = self.composed
 
-            def value(params: Any, t: Any, y0: Any) -> Any:
-                if isinstance(model, Composite):
-                    y0 = model.encoder.apply(params, y0, jnp)
-                    params = {k: params[k] for k in model.part_keys[1]}
-                return solve(field, params, t, y0, **kwargs).stats
+            def value(params: Any, t: Any, x: Any) -> Any:
+                h0 = composed.encode(params, x, jnp)
+                return solve(field, composed.core_params(params), t, h0, **kwargs).stats
 
             self._counted = (jax.jit(value), jax.jit(jax.value_and_grad(self._make_loss(field))))
         value_fn, vg_fn = self._counted

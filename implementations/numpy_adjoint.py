@@ -36,10 +36,11 @@ cost more than the model (`python -m benchmarks.numpy_adjoint_speed`).
 from __future__ import annotations
 
 import tracemalloc
+import typing
 
 import numpy as np
 
-from harness.core.models import AbstractVectorField, Composite, Params
+from harness.core.models import AbstractVectorField, Params
 from harness.core.protocols import AbstractImplementation, AbstractTask
 from harness.core.ranges import flag, one_of
 from harness.core.registry import register_implementation
@@ -49,7 +50,7 @@ __all__ = ["NumpyAdjoint"]
 
 #: floating-point warnings are silenced inside the solves: a blow-up surfaces as a failed
 #: solve or a non-finite result, which raise RuntimeError with one line instead
-_QUIET = dict(over="ignore", invalid="ignore", divide="ignore")
+_QUIET: dict[str, typing.Any] = dict(over="ignore", invalid="ignore", divide="ignore")
 
 
 @register_implementation
@@ -71,7 +72,7 @@ class NumpyAdjoint(AbstractImplementation):
     framework = "numpy"
     requires = ("numpy",)
     install = "pip install -c constraints.txt -e ."
-    builds = (AbstractVectorField, Composite)
+    builds = (AbstractVectorField,)
     devices = ("cpu",)
     solver_options = ("rtol", "atol")
     options = {"carry_step": True, "mode": "interpolate", "seminorm": False}
@@ -91,10 +92,8 @@ class NumpyAdjoint(AbstractImplementation):
         return super().skip(task, device)
 
     def setup(self) -> None:
-        model = self.task.model
-        #: a `Composite` (encoder, ODE block, decoder), or None; `model` is what is integrated
-        self.composite = model if isinstance(model, Composite) else None
-        self.model = model.core if isinstance(model, Composite) else model
+        #: what is integrated: the core vector field (the harness composes the rest)
+        self.model = self.composed.field
         self.rtol = float(self.solver["rtol"])
         self.atol = float(self.solver["atol"])
         self.carry_step = bool(self.config["carry_step"])
@@ -212,26 +211,23 @@ class NumpyAdjoint(AbstractImplementation):
         return self._value_and_grad(native, *batch)
 
     def _value_and_grad(self, native: Params, y0: np.ndarray, obs: np.ndarray) -> tuple[float, Params]:
-        """The loss on observations `obs` of the solve from `y0`, and its gradient.  For a
-        `Composite` the ODE starts from the encoded `y0`, the loss sees the decoded states,
-        the decoder's cotangents (by its hand-written VJP) are the adjoint's jumps, and
-        lambda(t_0) goes back through the encoder's VJP."""
-        comp = self.composite
-        core = native if comp is None else {k: native[k] for k in comp.part_keys[1]}
+        """The loss on observations `obs` of the solve from `y0`, and its gradient.  The
+        ODE starts from the encoded `y0` and the loss sees the decoded states (the harness's
+        `ComposedModel`; both the identity for a bare vector field): the decoder's
+        cotangents (by its hand-written VJP) are the adjoint's jumps, and lambda(t_0) goes
+        back through the encoder's VJP."""
+        comp = self.composed
+        core = comp.core_params(native)
         with np.errstate(**_QUIET):
-            h0 = y0 if comp is None else comp.encoder.apply(native, y0, np)
+            h0 = comp.encode(native, y0, np)
             sol = self._forward(core, self.t_obs, h0, dense=not self.backsolve)
             assert sol.y_eval is not None
             states = sol.y_eval.reshape((len(self.t_obs), *h0.shape))
-            pred = states if comp is None else comp.decode(native, states, np)
+            pred = comp.decode(native, states, np)
             loss = float(self.task.loss(pred, obs))
-            cot = self.task.loss_cotangent(pred, obs)
-            grads: Params = {}
-            if comp is not None:
-                cot, grads = comp.decode_vjp_numpy(native, states, cot)
+            cot, grads = comp.decode_vjp_numpy(native, states, self.task.loss_cotangent(pred, obs))
             lam0, mu, nfe_backward = self._backward(core, sol.dense, sol.y, cot)
-            if comp is not None:
-                grads.update(comp.encode_vjp_numpy(native, y0, lam0.reshape(h0.shape)))
+            grads.update(comp.encode_vjp_numpy(native, y0, lam0.reshape(h0.shape)))
         if not (np.isfinite(loss) and np.all(np.isfinite(mu))):
             raise RuntimeError(f"{self.name}: non-finite loss or gradient (loss = {loss})")
         self.last_nfe = (sol.nfev + 1, nfe_backward)
@@ -242,22 +238,23 @@ class NumpyAdjoint(AbstractImplementation):
             start += value.size
         return loss, {key: grads[key] for key in native}
 
-    def count_nfe(self, params: Params) -> tuple[int, int]:
+    def count_solver_nfe(self, params: Params) -> tuple[int, int]:
         self.value_and_grad_native(self.load(params))
         return self.last_nfe
 
     def predict(self, params: Params, times: np.ndarray, y0: np.ndarray) -> np.ndarray:
         times = np.asarray(times, dtype=np.float64)
         y0 = np.asarray(y0, dtype=np.float64)
-        if (times.size < 2 or times[0] == times[-1]) and self.composite is None:
-            return np.repeat(y0[None], times.size, axis=0)
-        native, comp = self.load(params), self.composite
-        with np.errstate(**_QUIET):
-            h0 = y0 if comp is None else comp.encoder.apply(native, y0, np)
-            sol = self._forward(native, times, h0, dense=False)
+        if times.size < 2 or times[0] == times[-1]:
+            return self.composed.stationary(params, times, y0)
+
+        def solve(core: Params, t: np.ndarray, h0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            sol = self._forward(core, t, h0, dense=False)
             assert sol.y_eval is not None
-            states = sol.y_eval.reshape((times.size, *h0.shape))
-            return states if comp is None else comp.decode(native, states, np)
+            return sol.y_eval.reshape((t.size, *h0.shape)), t
+
+        with np.errstate(**_QUIET):
+            return self.composed.states(self.load(params), times, y0, np, solve)[0]
 
     # -- training: Adam in NumPy -------------------------------------------------------------
 

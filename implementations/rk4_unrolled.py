@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.core.models import AbstractMap, AbstractVectorField, Composite
+from harness.core.models import AbstractMap, AbstractVectorField
 from harness.core.registry import register_implementation
 from harness.numerics.schedule import step_schedule
 from implementations._torch_base import AbstractTorchImplementation
@@ -32,7 +32,7 @@ class RK4Unrolled(AbstractTorchImplementation):
     name = "rk4-unrolled"
     requires = ("torch",)
     install = 'pip install -c constraints.txt -e ".[torch]"'
-    builds = (AbstractVectorField, AbstractMap, Composite)
+    builds = (AbstractVectorField, AbstractMap)
     solver_options = ("dt",)
     _vjp_hooks = True
 
@@ -40,9 +40,7 @@ class RK4Unrolled(AbstractTorchImplementation):
         self.dt = float(self.solver["dt"])
         self._schedule = step_schedule(np.asarray(self.data.t).tolist(), self.dt)
         #: total RK4 steps over the data's observation intervals
-        self.n_steps: int | None = sum(n for _, n in self._schedule)
-        if isinstance(self.field.model, AbstractMap):  # applied, not integrated: no RK4 steps
-            self.n_steps = None
+        self.n_steps = sum(n for _, n in self._schedule)
 
     def _solve(self, native: dict[str, torch.Tensor], times: torch.Tensor, y0: torch.Tensor) -> torch.Tensor:
         field = self.field

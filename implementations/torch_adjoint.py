@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from harness.core.models import AbstractMap, AbstractVectorField, Composite
+from harness.core.models import AbstractMap, AbstractVectorField
 from harness.core.ranges import Range, flag
 from harness.core.registry import register_implementation
 from implementations._torch_base import AbstractTorchImplementation
@@ -31,7 +31,7 @@ class TorchAdjoint(AbstractTorchImplementation):
     name = "torch-adjoint"
     requires = ("torch", "torchdiffeq")
     install = 'pip install -c constraints.txt -e ".[torch]"'
-    builds = (AbstractVectorField, AbstractMap, Composite)
+    builds = (AbstractVectorField, AbstractMap)
     solver_options = ("rtol", "atol")
     discrete_twin = "torch-direct"  # the same forward dopri5 solve, backprop through it
     options: ClassVar[dict[str, Any]] = {"seminorm": False}
@@ -50,4 +50,5 @@ class TorchAdjoint(AbstractTorchImplementation):
 
     def _solve(self, native: dict[str, torch.Tensor], times: torch.Tensor, y0: torch.Tensor) -> torch.Tensor:
         self.field.params = native
-        return self._odeint(self.field, y0, times, adjoint_params=tuple(native.values()), **self._kwargs)
+        states = self._odeint(self.field, y0, times, adjoint_params=tuple(native.values()), **self._kwargs)
+        return cast("torch.Tensor", states)  # its annotation also covers solves with events: none here

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from harness.core.models import AbstractMap, AbstractVectorField, Composite
+from harness.core.models import AbstractMap, AbstractVectorField
 from harness.core.registry import register_implementation
 from implementations._torch_base import AbstractTorchImplementation
 
@@ -31,7 +31,7 @@ class TorchDirect(AbstractTorchImplementation):
     name = "torch-direct"
     requires = ("torch", "torchdiffeq")
     install = 'pip install -c constraints.txt -e ".[torch]"'
-    builds = (AbstractVectorField, AbstractMap, Composite)
+    builds = (AbstractVectorField, AbstractMap)
     solver_options = ("rtol", "atol")
     _vjp_hooks = True
 

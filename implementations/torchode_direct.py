@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from harness.core.models import AbstractMap, AbstractVectorField, Composite
+from harness.core.models import AbstractMap, AbstractVectorField
 from harness.core.registry import register_implementation
 from implementations._torch_base import AbstractTorchImplementation
 
@@ -51,7 +51,7 @@ class TorchodeDirect(AbstractTorchImplementation):
     name = "torchode-direct"
     requires = ("torch", "torchode")
     install = 'pip install -c constraints.txt -e ".[torchode]"'
-    builds = (AbstractVectorField, AbstractMap, Composite)
+    builds = (AbstractVectorField, AbstractMap)
     solver_options = ("rtol", "atol")
     _vjp_hooks = True
 

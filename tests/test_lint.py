@@ -21,8 +21,8 @@ def test_ruff(args: list[str]) -> None:
 
 
 def test_pyright_basic_on_the_harness() -> None:
-    """pyright at basic level on `harness/`, `tasks/` and `examples/` ([tool.pyright] in
-    pyproject.toml): no error."""
+    """pyright at basic level on `harness/`, `tasks/`, `implementations/` and `examples/`
+    ([tool.pyright] in pyproject.toml): no error."""
     pyright = shutil.which("pyright")
     if pyright is None:
         pytest.skip("pyright not installed (pip install -c constraints.txt -e '.[test]')")

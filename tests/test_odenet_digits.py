@@ -25,9 +25,7 @@ from tasks.odenet_digits import OdenetDigits, ResnetDigits, average_pool
 
 SMALL = {"n_train": 64, "n_test": 32}
 #: numpy-adjoint's skip reason for the ResNet (a discrete map, not a vector field)
-SKIP_RESNET = (
-    "numpy-adjoint does not build ResidualStack (it builds subclasses of AbstractVectorField, Composite)"
-)
+SKIP_RESNET = "numpy-adjoint does not build ResidualStack (it builds subclasses of AbstractVectorField)"
 
 #: IDX type codes (independent of the reader's table): code -> big-endian dtype
 IDX_CODES = {0x08: ">u1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

@@ -344,6 +344,16 @@ class AbstractMap(AbstractModel):
     def apply(self, params: Params, y0: Any, xp: Any) -> Any:
         """z_K from z_0 = `y0` (B, N), in the array namespace `xp`."""
 
+    @property
+    def has_numpy_vjp(self) -> bool:
+        """Whether this map writes `apply_vjp_numpy` (the reference gradient needs it)."""
+        return type(self).apply_vjp_numpy is not AbstractMap.apply_vjp_numpy
+
+    def apply_vjp_numpy(self, params: Params, y0: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, Params]:
+        """Optional hand-written backpropagation through `apply` in NumPy:
+        `(a^T dz_K/dy0, a^T dz_K/dparams)`, the second summed over the batch."""
+        raise NotImplementedError(f"{self.label} has no hand-written apply_vjp_numpy")
+
     def states(self, params: Params, y0: Any, n_times: int, xp: Any) -> Any:
         """What a solve over `n_times` (1 or 2) times returns: `y0`, then `apply(y0)`."""
         if n_times == 1:

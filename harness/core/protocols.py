@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from harness.core.composed import compose
 from harness.core.data import (
     Dataset,
     Predictor,
@@ -23,7 +24,7 @@ from harness.core.data import (
     mse_loss_cotangent,
 )
 from harness.core.devices import parse_device
-from harness.core.models import AbstractModel, Composite, Params
+from harness.core.models import AbstractModel, Params
 from harness.core.ranges import Range
 from harness.core.training_protocol import Phase, default_protocol
 
@@ -266,8 +267,10 @@ class AbstractImplementation(abc.ABC):
     requires: ClassVar[tuple[str, ...]]
     #: the command that installs what is missing
     install: ClassVar[str]
-    #: the model classes (abstract bases) this back-end builds: it builds every subclass
-    #: of them, so a new model that subclasses one needs no back-end edit
+    #: the core model classes (abstract bases) this back-end builds: it builds every
+    #: subclass of them, so a new model that subclasses one needs no back-end edit; the
+    #: harness composes a `Composite`'s encoder and decoder around the core
+    #: (`harness.core.composed`), so no back-end lists `Composite`
     builds: ClassVar[tuple[type[AbstractModel], ...]]
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     #: which solver options (keys of `AbstractTask.solver_defaults`) this back-end reads
@@ -283,6 +286,12 @@ class AbstractImplementation(abc.ABC):
     #: steps, held fixed): each cell also records its gradient's error against that one
     #: (`grad_rel_error_discrete`, 004's "only gives approximate gradients"); None: no such twin
     discrete_twin: ClassVar[str | None] = None
+
+    #: what a back-end may report after `count_nfe` (the record's `solver_steps` and
+    #: `solver_checkpoints`): solver steps, accepted and rejected, of the last counted call,
+    #: and the checkpoints its backward pass keeps; None where it has no such figure
+    n_steps: int | None = None
+    n_checkpoints: int | None = None
 
     @classmethod
     def trains_on_batches(cls) -> bool:
@@ -301,12 +310,11 @@ class AbstractImplementation(abc.ABC):
     @classmethod
     def skip(cls, task: AbstractTask, device: str) -> str | None:
         """A one-line reason why this back-end cannot run `task` on `device`, else None."""
-        model = task.model
-        bases = ", ".join(b.__name__ for b in cls.builds)
-        if not isinstance(model, cls.builds):
-            return f"{cls.name} does not build {model.label} (it builds subclasses of {bases})"
-        if isinstance(model, Composite) and not isinstance(model.core, cls.builds):
-            return f"{cls.name} does not build the core {model.core.label} (it builds subclasses of {bases})"
+        composed = compose(task.model)  # the harness composes encoder and decoder around the core
+        core, bases = composed.core, ", ".join(b.__name__ for b in cls.builds)
+        if not isinstance(core, cls.builds):
+            what = core.label if composed.composite is None else f"the core {core.label}"
+            return f"{cls.name} does not build {what} (it builds subclasses of {bases})"
         if task.needs_batches and not cls.trains_on_batches():
             return f"{cls.name} does not train on mini-batches, which {task.name} needs"
         if parse_device(device)[0] not in cls.devices:
@@ -332,6 +340,8 @@ class AbstractImplementation(abc.ABC):
         if unknown:
             raise KeyError(f"unknown option(s) {sorted(unknown)} for back-end {self.name}")
         self.config = {**self.options, **options}
+        #: the task's model as encoder -> core -> decoder (`harness.core.composed`)
+        self.composed = compose(task.model)
         self.setup()
 
     def rebuild(self, task: AbstractTask, data: Dataset | None = None) -> AbstractImplementation:
@@ -387,13 +397,19 @@ class AbstractImplementation(abc.ABC):
     ) -> Float[np.ndarray, "T B N"]:
         """States at `times` (monotonic, starting at the time of `y0`), shape (len(times), B, N)."""
 
-    @abc.abstractmethod
     def count_nfe(self, params: Params) -> tuple[int, int]:
         """Right-hand-side evaluations of one value-and-grad call: (forward, backward).
 
         Backward counts every right-hand-side evaluation or vector-Jacobian product of the
-        backward pass (recomputation included).
+        backward pass (recomputation included).  A discrete core's work is its blocks
+        (`ComposedModel.fixed_nfe`); a vector field's is counted by `count_solver_nfe`.
         """
+        fixed = self.composed.fixed_nfe
+        return fixed if fixed is not None else self.count_solver_nfe(params)
+
+    @abc.abstractmethod
+    def count_solver_nfe(self, params: Params) -> tuple[int, int]:
+        """`count_nfe` for a core vector field: the back-end counts its solver's calls."""
 
     def framework_peak_bytes(self, params: Params) -> int | None:
         """A framework-level memory figure of one value-and-grad call (see `framework_memory`)."""

@@ -196,8 +196,9 @@ def measure_cell(
 
     stage("nfe")
     record["nfe_forward"], record["nfe_backward"] = impl.count_nfe(params)
-    record["solver_steps"] = getattr(impl, "n_steps", None)
-    record["solver_checkpoints"] = getattr(impl, "n_checkpoints", None)
+    discrete = impl.composed.discrete  # a map is applied, not integrated: no solver figures
+    record["solver_steps"] = None if discrete else impl.n_steps
+    record["solver_checkpoints"] = None if discrete else impl.n_checkpoints
 
     if memory:
         stage("memory")

@@ -144,10 +144,10 @@ def composite_reference_gradient(
         grads.update(unflatten(mu, core_params))
         how = f"continuous adjoint of the core, DOP853, rtol={rtol:g}, atol={atol:g}"
     else:
-        vjp = getattr(core, "apply_vjp_numpy", None)
-        if vjp is None or len(t) != 2:
+        core = cast(AbstractMap, core)
+        if not core.has_numpy_vjp or len(t) != 2:
             raise TypeError(f"{core.label}: no apply_vjp_numpy for a reference gradient over two times")
-        a_h, core_grad = vjp(core_params, h0, a_states[1])
+        a_h, core_grad = core.apply_vjp_numpy(core_params, h0, a_states[1])
         lam0 = a_states[0] + a_h
         grads.update(core_grad)
         how = f"exact backpropagation through {core.label}, hand-written NumPy"

@@ -13,15 +13,8 @@ from typing import Any
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from harness.core.models import (
-    AbstractMap,
-    AbstractModel,
-    AbstractVectorField,
-    Composite,
-    Params,
-    flatten,
-    unflatten,
-)
+from harness.core.composed import compose
+from harness.core.models import AbstractModel, Params, flatten, unflatten
 
 __all__ = ["central_difference", "directional_difference", "numpy_predictor", "solve"]
 
@@ -49,25 +42,23 @@ def solve(
     model's `states` (a discrete map)."""
     times = np.asarray(times, dtype=float)
     y0 = np.asarray(y0, dtype=float)
-    if isinstance(model, Composite):  # encode, solve the core, decode every state
-        core = {k: params[k] for k in model.part_keys[1]}
-        h0 = np.asarray(model.encoder.apply(params, y0, np), dtype=float)
-        return np.asarray(model.decode(params, solve(model.core, core, h0, times, tol=tol), np), dtype=float)
-    if isinstance(model, AbstractMap):
-        return np.asarray(model.states(params, y0, len(times), np), dtype=float)
-    if not isinstance(model, AbstractVectorField):
-        raise TypeError(f"cannot solve a {type(model).__name__}: neither a vector field nor a map")
-    if len(times) == 1 or times[0] == times[-1]:
-        return np.broadcast_to(y0, (len(times), *y0.shape)).copy()
-    shape = y0.shape
+    composed = compose(model)  # encode, solve the core (or apply a map), decode every state
 
-    def fun(_t: float, u: np.ndarray) -> np.ndarray:
-        return np.asarray(model.rhs(params, u.reshape(shape), np), dtype=float).ravel()
+    def dop853(core: Params, t: np.ndarray, h0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h0 = np.asarray(h0, dtype=float)
+        if len(t) == 1 or t[0] == t[-1]:
+            return np.broadcast_to(h0, (len(t), *h0.shape)).copy(), t
+        shape = h0.shape
 
-    sol = solve_ivp(fun, (times[0], times[-1]), y0.ravel(), t_eval=times, method="DOP853", rtol=tol, atol=tol)
-    if not sol.success or sol.y.shape[1] != len(times):
-        raise RuntimeError(f"independent DOP853 solve failed: {sol.message}")
-    return sol.y.T.reshape((len(times), *shape))
+        def fun(_t: float, u: np.ndarray) -> np.ndarray:
+            return np.asarray(composed.rhs(core, u.reshape(shape), np), dtype=float).ravel()
+
+        sol = solve_ivp(fun, (t[0], t[-1]), h0.ravel(), t_eval=t, method="DOP853", rtol=tol, atol=tol)
+        if not sol.success or sol.y.shape[1] != len(t):
+            raise RuntimeError(f"independent DOP853 solve failed: {sol.message}")
+        return sol.y.T.reshape((len(t), *shape)), t
+
+    return np.asarray(composed.states(params, times, y0, np, dop853)[0], dtype=float)
 
 
 def numpy_predictor(model: AbstractModel, params: Params, *, tol: float = 1e-8) -> Callable[..., Any]:

@@ -170,11 +170,12 @@ def _check_vjp(task: AbstractTask, model: AbstractModel, params: Params, data: D
             f"states(.., 2) has shape {states.shape}, expected {(2, *y.shape)}",
         )
         fail("vjp", bool(np.array_equal(states[0], y)), "states(..)[0] must be y0")
-        vjp: Any = getattr(model, "apply_vjp_numpy", None)
-        if vjp is not None:  # the discrete analogue of vjp_numpy, where the model has one
+        if model.has_numpy_vjp:  # the discrete analogue of vjp_numpy, where the model has one
             fn = lambda p, yy: model.apply(p, yy, np)
             what = f"{model.label}.apply_vjp_numpy"
-            _check_vjp_of(fail, "vjp", what, fn, vjp, params, y, tol, rng, task.check_fd_step)
+            _check_vjp_of(
+                fail, "vjp", what, fn, model.apply_vjp_numpy, params, y, tol, rng, task.check_fd_step
+            )
     else:
         fail(
             "vjp",
