@@ -10,7 +10,6 @@ private and may change.  Writing a task or a back-end: docs/plugins.md.
 from __future__ import annotations
 
 from harness.core.claims import Claim, CrossClaim, fit_claim
-from harness.core.convnets import ConvDownsampling, ConvODEField, ConvResBlocks, PoolLinearHead
 from harness.core.data import Dataset, Predictor, TrainCallback, TrainResult, mse_loss, mse_loss_cotangent
 from harness.core.errors import UsageError, choices
 from harness.core.models import (
@@ -41,6 +40,7 @@ from harness.numerics.reference import (
 )
 from harness.numerics.training import curriculum_stages
 from harness.numerics.trajectory_task import TrajectoryTask
+from harness.zoo.convnets import ConvDownsampling, ConvODEField, ConvResBlocks, PoolLinearHead
 
 __all__ = [
     "MLP",

@@ -111,7 +111,7 @@ class OdenetMnist(ClassificationTask):
     0.9952 (ResNet) after 50 epochs on MNIST; Chen et al. (Table 1) 0.42% against 0.41% test
     error with 0.22 M against 0.60 M parameters.
 
-    Model (torchdiffeq's example, `harness.core.convnets`): Conv(1->C, 3x3), GroupNorm, ReLU,
+    Model (torchdiffeq's example, `harness.zoo.convnets`): Conv(1->C, 3x3), GroupNorm, ReLU,
     Conv(C->C, 4x4, stride 2), GroupNorm, ReLU, Conv(C->C, 4x4, stride 2): 28x28 -> C x 6x6;
     an ODE block dh/dt = f(t, h) over [0, `t1`] = [0, 1], f = GroupNorm-ReLU-ConcatConv(3x3,
     time channel)-GroupNorm-ReLU-ConcatConv-GroupNorm; head GroupNorm, ReLU, average pooling,

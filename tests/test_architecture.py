@@ -17,6 +17,7 @@ PACKAGES = ("harness", "tasks", "implementations")
 RANKS = {
     "harness.core": 0,
     "harness.numerics": 1,
+    "harness.zoo": 1,  # the model zoo and its framework dispatch, above the framework-free core
     "harness.planning": 2,
     "harness.store": 3,
     "harness.execution": 4,

@@ -1,4 +1,4 @@
-"""`harness.core.convnets`: the MNIST ODE-Net and ResNet of torchdiffeq's `odenet_mnist.py`.
+"""`harness.zoo.convnets`: the MNIST ODE-Net and ResNet of torchdiffeq's `odenet_mnist.py`.
 
 The specs against a small torch.nn reconstruction of the example's modules (built only
 here), their forward passes on NumPy, PyTorch and JAX arrays, the hand-written NumPy VJPs
@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 from test_layers import check_directional, max_rel
 
-from harness.core.convnets import (
+from harness.core.models import AbstractMap, AbstractVectorField, Params, flatten
+from harness.zoo.convnets import (
     AbstractLayer,
     ConvDownsampling,
     ConvODEField,
     ConvResBlocks,
     PoolLinearHead,
 )
-from harness.core.models import AbstractMap, AbstractVectorField, Params, flatten
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")

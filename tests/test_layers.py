@@ -1,4 +1,4 @@
-"""`harness.core.layers`: conv2d, group_norm and relu on NumPy, PyTorch and JAX arrays, and
+"""`harness.zoo.layers`: conv2d, group_norm and relu on NumPy, PyTorch and JAX arrays, and
 the hand-written NumPy VJPs against central differences and against torch autograd."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import array_api_compat
 import numpy as np
 import pytest
 
-from harness.core import layers
+from harness.zoo import layers
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")

@@ -1,17 +1,15 @@
 """Registries of tasks and implementations, keyed by stable names.
 
-Modules in the `tasks` and `implementations` packages register their classes with the
-decorators below; `discover()` imports every public module of both packages, so a new
-task or back-end is one new file.  Then it loads the plugins from outside the tree
-(`harness.core.plugins`): entry points, then `HARNESS_PLUGINS`.  Importing an
-implementation module imports no framework: availability is decided by
-`AbstractImplementation.missing()`.
+Task and back-end classes register with the decorators below.  `discover()` loads the
+entry points of the plugin groups (`harness.core.plugins`), the in-tree `tasks` and
+`implementations` packages among them (the project's own entry points: each package
+imports its modules), then the plugins `HARNESS_PLUGINS` lists.  This layer imports no
+higher one.  Importing an implementation module imports no framework: availability is
+decided by `AbstractImplementation.missing()`.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -88,18 +86,19 @@ _discovered = False
 
 
 def discover() -> None:
-    """Import every public module of `tasks` and `implementations`, then the plugins'
-    entry points (once), then the plugins `HARNESS_PLUGINS` lists (each once: a plugin
-    added to it later is loaded by the next call)."""
+    """Load the entry points of the plugin groups (once): the in-tree packages and the
+    installed plugins; then the plugins `HARNESS_PLUGINS` lists (each once: a plugin
+    added to it later is loaded by the next call).  No in-tree entry point (an install
+    older than them): a one-line `UsageError` that says how to reinstall."""
     global _discovered
     if not _discovered:
-        for package_name in ("tasks", "implementations"):
-            package = importlib.import_module(package_name)
-            for info in pkgutil.iter_modules(package.__path__):
-                if not info.name.startswith("_"):
-                    importlib.import_module(f"{package_name}.{info.name}")
         for kind, label, obj in plugins.entry_point_objects():
             _register_entry_point(kind, label, obj)
+        if not (TASKS and IMPLEMENTATIONS):
+            raise UsageError(
+                "no task or back-end registered: the project's entry points are missing "
+                "(an install from before they were added); reinstall: pip install -c constraints.txt -e ."
+            )
         _discovered = True
     for spec in plugins.environment_plugins():
         plugins.load(spec)

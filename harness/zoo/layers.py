@@ -3,7 +3,7 @@
 The architecture is that of torchdiffeq's `examples/odenet_mnist.py`
 (https://github.com/rtqichen/torchdiffeq/blob/master/examples/odenet_mnist.py), which document
 003 follows: 2-D convolutions, group normalisation (`nn.GroupNorm(min(32, C), C)`) and ReLU.
-The model specs built from them are in `harness.core.convnets`.
+The model specs built from them are in `harness.zoo.convnets`.
 
 What is written against the array API (one expression for NumPy, PyTorch and JAX arrays):
 `group_norm` and `relu`.  `conv2d` dispatches on the namespace: PyTorch's
@@ -20,7 +20,7 @@ The NumPy kernels work in a batch-last layout, (C, H, W, B) ("CHWN"): there ever
 im2col and col2im make runs over B contiguous numbers instead of W (6 at the ODE block's 6x6
 maps), 2-6 times faster, and a convolution's matrix product writes its output in the same
 layout.  The NCHW entry points (`conv2d` on NumPy arrays, the `*_vjp_numpy`) transpose in and
-out; a model's NumPy VJP (`harness.core.convnets`) stays in CHWN from its input to its output
+out; a model's NumPy VJP (`harness.zoo.convnets`) stays in CHWN from its input to its output
 with the `*_forward_chwn` / `*_backward_chwn` pairs: a forward pass that keeps what the
 backward pass needs (the im2col matrix, the normalised input), so each im2col is paid once.
 """

@@ -19,8 +19,8 @@ ODE-Net (downsampling, field, head) has 208266 parameters and the ResNet (downsa
 blocks, head) 576778, as PyTorch counts for torchdiffeq's example.
 
 Every forward pass is written once against the array API, convolutions dispatched by
-`harness.core.layers.conv2d`; the NumPy vector-Jacobian products are hand-written
-(`harness.core.layers`) and run the same list of layers backwards.
+`harness.zoo.layers.conv2d`; the NumPy vector-Jacobian products are hand-written
+(`harness.zoo.layers`) and run the same list of layers backwards.
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.layers import (
+# `AbstractLayer` (abstract `in_dim`, `out_dim`, `apply`, `vjp_numpy`) lives beside `Composite`, which
+# takes one as its encoder and decoder; re-exported here
+from harness.core.models import AbstractLayer, AbstractMap, AbstractVectorField, Params
+from harness.zoo.layers import (
     conv2d,
     conv2d_backward_chwn,
     conv2d_forward_chwn,
@@ -42,10 +45,6 @@ from harness.core.layers import (
     group_norm_forward_chwn,
     relu,
 )
-
-# `AbstractLayer` (abstract `in_dim`, `out_dim`, `apply`, `vjp_numpy`) lives beside `Composite`, which
-# takes one as its encoder and decoder; re-exported here
-from harness.core.models import AbstractLayer, AbstractMap, AbstractVectorField, Params
 
 __all__ = [
     "AbstractLayer",
@@ -160,7 +159,7 @@ def _chwn_to_flat(x: np.ndarray) -> np.ndarray:
 def _forward_numpy(
     layers: tuple[_Layer, ...], params: Params, h: np.ndarray, t: np.ndarray | None, *, keep: bool = True
 ) -> tuple[np.ndarray, list[Any]]:
-    """`_forward` in NumPy on h (C, H, W, B) (batch last, `harness.core.layers`), `t` (B,) for
+    """`_forward` in NumPy on h (C, H, W, B) (batch last, `harness.zoo.layers`), `t` (B,) for
     ConcatConv2d; with `keep`, also the tape: per layer what `_backward` needs."""
     tape: list[Any] = []
     for layer in layers:
