@@ -171,3 +171,14 @@ def test_the_public_api_loads_on_first_use() -> None:
         "assert not hasattr(harness, 'protocols_private')"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_the_fault_hook_is_out_of_the_measurement_path() -> None:
+    """#27: the test aid that injects faults lives in `harness.execution.faults`, which the
+    worker hands to the measurement as its `on_stage`; the measurement imports none of it."""
+    for module in ("harness.execution.measure", "harness.execution.measurement"):
+        assert "harness.execution.faults" not in _imports(module, MODULES[module]), module
+        assert "HARNESS_FAULT" not in MODULES[module].read_text(), module
+    assert "harness.execution.faults" in _imports(
+        "harness.execution.worker", MODULES["harness.execution.worker"]
+    )

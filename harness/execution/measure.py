@@ -11,15 +11,11 @@ results folder: the arrays for the figures are returned to the caller.
 from __future__ import annotations
 
 import math
-import os
-import signal
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from harness.core.errors import UsageError, error_line
 from harness.core.protocols import AbstractTask, HasEnergy
 from harness.execution.build import build_cell, build_task, build_twin
 from harness.execution.measurement import measure_memory_isolated, relative_error, time_value_and_grad
@@ -32,77 +28,15 @@ from harness.planning.config import STOP_KEY
 #: the figures of the timing stage (`measure_timing`)
 TIMING_FIELDS = ("time_first_s", "time_median_s", "time_iqr_s", "repeats")
 
-__all__ = ["FAULT_VARIABLE", "check_fault_variable", "energy_arrays", "measure_cell", "measure_timing"]
+__all__ = ["StageHook", "energy_arrays", "measure_cell", "measure_timing"]
 
-#: test aid: ``HARNESS_FAULT="IMPL:MODE[:STAGE]"`` makes that back-end's worker, at STAGE:
-#: crash (killed by SIGKILL), segfault (SIGSEGV), exit (status 3), hang, hang-child (hang
-#: with a grandchild process that hangs too), memory (allocate until stopped), sleep (5 s,
-#: then go on), or go on with NaN parameters from STAGE on (nan).  Default stage: train,
-#: value_and_grad for nan.  Stages: reference, setup, value_and_grad, discrete (back-ends
-#: with a `discrete_twin`), nfe, memory, train, metrics, trajectories; timing (`measure_timing`).
-FAULT_VARIABLE = "HARNESS_FAULT"
-_MODES = ("crash", "segfault", "exit", "hang", "hang-child", "memory", "sleep", "nan")
-_DEFAULT_STAGE = {mode: "value_and_grad" if mode == "nan" else "train" for mode in _MODES}
-#: the stages a fault may name
-_STAGES = (
-    "reference", "setup", "value_and_grad", "discrete", "nfe", "memory", "train", "metrics", "trajectories",
-    "trained", "timing",
-)  # fmt: skip
+#: ``on_stage(stage) -> bool``: called as each stage starts (the worker's test aid,
+#: `harness.execution.faults`); True turns the parameters NaN from there on
+StageHook = Callable[[str], bool]
 
 
-def check_fault_variable(backends: Iterable[str], environ: Mapping[str, str] | None = None) -> None:
-    """`HARNESS_FAULT`, when set, against its form: a known back-end, mode and stage; a
-    typo is a one-line `UsageError` naming the part and its valid values (it used to run
-    with no fault and no word)."""
-    value = (os.environ if environ is None else environ).get(FAULT_VARIABLE)
-    if value is None:
-        return
-    form = f"{FAULT_VARIABLE}={error_line(value)!r}"
-    parts = value.split(":")
-    if len(parts) not in (2, 3):
-        raise UsageError(f"bad {form}: expected IMPL:MODE[:STAGE], e.g. rk4-unrolled:hang:train")
-    impl, mode, *at = parts
-    names = sorted(backends)
-    if impl not in names:
-        raise UsageError(f"bad {form}: unknown back-end '{impl}'; choose from: {', '.join(names)}")
-    if mode not in _MODES:
-        raise UsageError(f"bad {form}: unknown mode '{mode}'; choose from: {', '.join(_MODES)}")
-    if at and at[0] not in _STAGES:
-        raise UsageError(f"bad {form}: unknown stage '{at[0]}'; choose from: {', '.join(_STAGES)}")
-
-
-def _fault_at(cell: Cell, stage: str) -> str | None:
-    """The fault mode `HARNESS_FAULT` asks of this cell's back-end at `stage`, or None."""
-    impl, _, rest = os.environ.get(FAULT_VARIABLE, "").partition(":")
-    mode, _, at = rest.partition(":")
-    if impl != cell["impl"] or mode not in _DEFAULT_STAGE or stage != (at or _DEFAULT_STAGE[mode]):
-        return None
-    return mode
-
-
-def _inject_fault(cell: Cell, stage: str) -> bool:
-    """Crash, exit, hang or allocate here when asked; True when the parameters must turn
-    NaN here."""
-    mode = _fault_at(cell, stage)
-    if mode in ("crash", "segfault"):
-        os.kill(os.getpid(), signal.SIGKILL if mode == "crash" else signal.SIGSEGV)
-    if mode == "exit":
-        os._exit(3)
-    if mode == "hang-child":
-        import subprocess
-        import sys
-
-        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1e6)"])
-    if mode in ("hang", "hang-child"):
-        time.sleep(1e6)
-    if mode == "memory":
-        hoard = []
-        while True:  # 64 MiB at a time, touched, until the engine's memory limit stops it
-            hoard.append(np.ones(8 * 2**20))
-            time.sleep(0.05)
-    if mode == "sleep":
-        time.sleep(5.0)
-    return mode == "nan"
+def _no_hook(stage: str) -> bool:
+    return False
 
 
 def energy_arrays(task: AbstractTask, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -114,12 +48,14 @@ def energy_arrays(task: AbstractTask, arrays: dict[str, np.ndarray]) -> dict[str
     return {"H_true": energy(arrays["y_true"]), "H_pred": energy(arrays["y_pred"])}
 
 
-def measure_timing(cell: Cell, record: dict[str, Any], *, repeats: int) -> None:
+def measure_timing(
+    cell: Cell, record: dict[str, Any], *, repeats: int, on_stage: StageHook = _no_hook
+) -> None:
     """The timing stage alone (first call and steady state of value-and-grad), into
     `record`: what `--timing serial` runs again, one cell at a time, after a concurrent
     run.  The concurrent figures are kept under `timing_concurrent`."""
     record["stage"] = "timing"
-    _inject_fault(cell, "timing")
+    on_stage("timing")
     _, _, params = build_task(cell)
     impl, _ = build_cell(cell)
     timing, _ = time_value_and_grad(impl, params, repeats=repeats)
@@ -148,6 +84,7 @@ def measure_cell(
     memory: bool,
     on_train_step: Callable[[int, float], None] | None = None,
     checkpoint: Callable[[dict[str, Any]], None] = lambda record: None,
+    on_stage: StageHook = _no_hook,
 ) -> dict[str, np.ndarray] | None:
     """Fill `record` stage by stage, calling `checkpoint(record)` after each; returns the
     trajectory arrays of the trained model (None without training).  Raises on failure
@@ -157,7 +94,7 @@ def measure_cell(
         nonlocal params
         record["stage"] = name
         checkpoint(record)
-        if _inject_fault(cell, name):
+        if on_stage(name):
             params = {k: np.full_like(v, np.nan) for k, v in params.items()}
 
     task, data, params = build_task(cell)

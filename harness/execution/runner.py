@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 from harness.core import plugins, registry
 from harness.core.claims import judge_record
 from harness.execution.engine import Engine, Job, Outcome
-from harness.execution.measure import FAULT_VARIABLE, measure_cell
+from harness.execution.faults import FAULT_VARIABLE
+from harness.execution.measure import measure_cell
 from harness.execution.subprocess_engine import SubprocessEngine
 from harness.planning.cell import Cell, cell_id
 from harness.store.results import ResultsStore

@@ -63,6 +63,7 @@ def measure_in_worker(job: Mapping[str, Any]) -> None:
     from tqdm.auto import tqdm
 
     from harness.core.errors import one_line
+    from harness.execution.faults import stage_hook
     from harness.execution.measure import measure_cell, measure_timing
     from harness.planning.cell import Cell
     from harness.store.results import write_arrays, write_json_atomic
@@ -88,12 +89,13 @@ def measure_in_worker(job: Mapping[str, Any]) -> None:
 
     try:
         if job.get("stages") == "timing":
-            measure_timing(cell, record, repeats=job["repeats"])
+            measure_timing(cell, record, repeats=job["repeats"], on_stage=stage_hook(cell))
             save(record)
             return
         arrays = measure_cell(
-            cell, record, repeats=job["repeats"], memory=job["memory"], on_train_step=step, checkpoint=save
-        )
+            cell, record, repeats=job["repeats"], memory=job["memory"], on_train_step=step, checkpoint=save,
+            on_stage=stage_hook(cell),
+        )  # fmt: skip
         if arrays:
             write_arrays(arrays_path, arrays)
     except Exception as exc:  # a failing back-end is a result, not a crash

@@ -109,7 +109,7 @@ def build_engine(args: argparse.Namespace) -> Any:
     from harness.core import registry
     from harness.core.errors import UsageError
     from harness.execution.clusters import parse_cluster_options
-    from harness.execution.measure import check_fault_variable
+    from harness.execution.faults import check_fault_variable
 
     registry.discover()
     check_fault_variable(registry.IMPLEMENTATIONS)  # a typo would run with no fault and no word
