@@ -11,8 +11,8 @@ how the suite shares two or more cores (pytest-xdist, `-n auto` in pyproject.tom
   torchode-backsolve) has its gradient checked on every task, but its `predict` check only
   where it overrides `predict` (else it is its parent's code, checked there) and its NFE
   check on one task per shape of problem (`one_task_per_model_kind`); the rest are marked
-  `exhaustive`, which the default run leaves out (`-m "not exhaustive"` in pyproject.toml; `pytest -m exhaustive` runs them), to
-  keep #24's 12-minute bound with nine back-ends.
+  `exhaustive`, which the default run leaves out (`-m "not exhaustive"` in pyproject.toml;
+  `pytest -m exhaustive` runs them), to keep #24's 12-minute bound with nine back-ends.
 """
 
 from __future__ import annotations
