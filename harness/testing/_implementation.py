@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from harness.core import registry
+from harness.core.composed import compose
 from harness.core.models import Composite, Params, flatten
 from harness.core.protocols import AbstractImplementation, AbstractTask, Dataset
 from harness.testing._task import tolerances
@@ -146,8 +147,8 @@ def implementation_check(
             name,
             task_name,
             check,
-            reason is not None or isinstance(model, impl_cls.builds),
-            f"skip returned None for a {model.label}, which is no subclass of what it builds "
+            reason is not None or isinstance(compose(model).core, impl_cls.builds),
+            f"skip returned None for a {model.label}, whose core is no subclass of what it builds "
             f"({', '.join(b.__name__ for b in impl_cls.builds)})",
         )
         return reason
