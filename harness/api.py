@@ -9,6 +9,7 @@ private and may change.  Writing a task or a back-end: docs/plugins.md.
 
 from __future__ import annotations
 
+from harness.core.check_settings import CheckSettings
 from harness.core.claims import Claim, CrossClaim, fit_claim
 from harness.core.data import Dataset, Predictor, TrainCallback, TrainResult, mse_loss, mse_loss_cotangent
 from harness.core.errors import UsageError, choices
@@ -49,6 +50,7 @@ __all__ = [
     "AbstractModel",
     "AbstractTask",
     "AbstractVectorField",
+    "CheckSettings",
     "Claim",
     "Composite",
     "ConvDownsampling",

@@ -10,6 +10,7 @@ import numpy as np
 
 from harness import (
     AbstractImplementation,
+    CheckSettings,
     Claim,
     CrossClaim,
     Dataset,
@@ -81,17 +82,19 @@ class HNNDoublePendulum(DoublePendulum):
 
     name = "hnn_double_pendulum"
     #: `harness.testing.check_task`: a shorter window and a smaller MLP, the same checks
-    check_options = {"t1": 1.0, "n_obs": 21, "extrap": 1.0, "hidden": 16}
-    check_tolerances: ClassVar[dict[str, tuple[float, str]]] = {
-        **DoublePendulum.check_tolerances,
-        "loss": (
-            3e-6,
-            "measured at check_options, rtol = atol = 1e-7: torchdiffeq's dopri5 leaves 1.58e-6"
-            " relative in the loss (diffrax 2.7e-7, SciPy 7.2e-8); its gradient is 1.0e-6 off"
-            " the reference, within the 1e-5 bound, so the loss error is the solver's, not a"
-            " wrong term (those are O(1))",
-        ),
-    }
+    checks = CheckSettings(
+        options={"t1": 1.0, "n_obs": 21, "extrap": 1.0, "hidden": 16},
+        tolerances={
+            **DoublePendulum.checks.tolerances,
+            "loss": (
+                3e-6,
+                "measured at checks.options, rtol = atol = 1e-7: torchdiffeq's dopri5 leaves 1.58e-6"
+                " relative in the loss (diffrax 2.7e-7, SciPy 7.2e-8); its gradient is 1.0e-6 off"
+                " the reference, within the 1e-5 bound, so the loss error is the solver's, not a"
+                " wrong term (those are O(1))",
+            ),
+        },
+    )
     source = "000 §4.1"
     options = {
         **DoublePendulum.options,

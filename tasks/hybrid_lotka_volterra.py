@@ -19,6 +19,7 @@ import numpy as np
 from harness import (
     MLP,
     AbstractImplementation,
+    CheckSettings,
     Claim,
     Dataset,
     Parametric,
@@ -148,7 +149,7 @@ class HybridLotkaVolterra(TrajectoryTask):
     #: metrics that `fit` adds (`TrainResult.info`): the claims test them
     fit_metrics = ("found_terms", "formula_fit_rmse_relative", "formula_interaction_rel_error")
     #: `harness.testing.check_task`: half the window (every 0.5 as by default), the same checks
-    check_options = {"t1": 5.0, "n_obs": 11, "extrap": 2.5}
+    checks = CheckSettings(options={"t1": 5.0, "n_obs": 11, "extrap": 2.5})
     source = "004"
     options = {
         "t1": 10.0,

@@ -6,6 +6,7 @@ import numpy as np
 
 from harness import (
     MLP,
+    CheckSettings,
     Dataset,
     TrajectoryTask,
     fit_claim,
@@ -39,7 +40,7 @@ class Linear(TrajectoryTask):
 
     name = "linear"
     #: `harness.testing.check_task`: a smaller batch and MLP, the same checks
-    check_options = {"batch": 8, "hidden": 16}
+    checks = CheckSettings(options={"batch": 8, "hidden": 16})
     source = "000 §3.1"
     options = {"t1": 1.0, "n_obs": 11, "batch": 64, "sigma0": 4.0, "extrap": 3.0, "hidden": 64}
     option_ranges = {

@@ -8,6 +8,7 @@ import numpy as np
 from scipy.linalg import expm, expm_frechet
 
 from harness import (
+    CheckSettings,
     Claim,
     Dataset,
     Parametric,
@@ -61,13 +62,15 @@ class LinearAdjoint(TrajectoryTask):
         "extrap": non_negative(),
     }
     solver_defaults = {"rtol": 1e-10, "atol": 1e-10, "dt": 0.001}
-    check_tolerances = {
-        "gradient": (
-            1e-8,
-            "against the closed form at the default rtol = atol = 1e-10: the adaptive solvers'"
-            " local errors are ~1e-10 and the gradient inherits a few times that",
-        ),
-    }
+    checks = CheckSettings(
+        tolerances={
+            "gradient": (
+                1e-8,
+                "against the closed form at the default rtol = atol = 1e-10: the adaptive solvers'"
+                " local errors are ~1e-10 and the gradient inherits a few times that",
+            ),
+        }
+    )
     train_defaults = {"iters": 200, "lr": 0.05, "target": 1e-5, "budget": 120.0}
     claims = (
         Claim(

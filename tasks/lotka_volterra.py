@@ -6,6 +6,7 @@ import numpy as np
 
 from harness import (
     MLP,
+    CheckSettings,
     Dataset,
     TrajectoryTask,
     fit_claim,
@@ -41,7 +42,7 @@ class LotkaVolterra(TrajectoryTask):
 
     name = "lotka_volterra"
     #: `harness.testing.check_task`: a smaller MLP, the same checks
-    check_options = {"hidden": 16}
+    checks = CheckSettings(options={"hidden": 16})
     source = "000 §3.2"
     options = {"t1": 10.0, "n_obs": 101, "extrap": 10.0, "hidden": 64}
     option_ranges = {"t1": positive(), "n_obs": integer(2), "extrap": non_negative(), "hidden": integer(1)}

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from harness import MLP, Claim, Dataset, Params, Predictor, adjoint_reference_gradient, register_task
+from harness import (
+    MLP,
+    CheckSettings,
+    Claim,
+    Dataset,
+    Params,
+    Predictor,
+    adjoint_reference_gradient,
+    register_task,
+)
 from tasks.lotka_volterra_params import PairsTask
 
 
@@ -32,34 +41,36 @@ class LotkaVolterraPairsNN(PairsTask):
 
     name = "lotka_volterra_pairs_nn"
     source = "002 §3.2"
-    check_tolerances = {
-        "reference_loss": (
-            1e-7,
-            "the reference's adjoint runs at rtol = atol = 1e-10, not 1e-12 (measured 5e-9 from"
-            " the check's DOP853 at 1e-12)",
-        ),
-        "reference_gradient": (
-            1e-5,
-            "the reference at rtol = atol = 1e-10 and the central differences (h = 1e-4) through"
-            " DOP853 both meet the ReLU kinks: 2.9e-6 of |gradient| measured on one CPU (an AMD"
-            " EPYC, OpenBLAS's Haswell kernels), below 1e-6 on another; a wrong term is off by O(1)",
-        ),
-        "gradient": (
-            1e-2,
-            "the ReLU field is not differentiable where a unit switches; the sensitivities jump"
-            " there and gradients converge at first order only (measured at rtol = 1e-7:"
-            " numpy-adjoint 2.9e-4, torch-adjoint 2.3e-4, rk4-unrolled 5.1e-5 with 100 steps per"
-            " pair; the exact gradients of adaptive discrete solutions of a few steps per pair are"
-            " further off: jax-checkpoint 2.2e-3 (Tsit5), torch-direct 6.8e-3 (dopri5))",
-        ),
-        "loss": (
-            5e-6,
-            "measured at check_options, rtol = atol = 1e-7: torchdiffeq's dopri5 on the batch of"
-            " pairs leaves 2.9e-6 relative in the loss (diffrax 6e-9, SciPy 9e-9; why torchdiffeq"
-            " errs more is not established); its gradient is 5.0e-5 off, within the bound, and a"
-            " wrong term is off by O(1)",
-        ),
-    }
+    checks = CheckSettings(
+        tolerances={
+            "reference_loss": (
+                1e-7,
+                "the reference's adjoint runs at rtol = atol = 1e-10, not 1e-12 (measured 5e-9 from"
+                " the check's DOP853 at 1e-12)",
+            ),
+            "reference_gradient": (
+                1e-5,
+                "the reference at rtol = atol = 1e-10 and the central differences (h = 1e-4) through"
+                " DOP853 both meet the ReLU kinks: 2.9e-6 of |gradient| measured on one CPU (an AMD"
+                " EPYC, OpenBLAS's Haswell kernels), below 1e-6 on another; a wrong term is off by O(1)",
+            ),
+            "gradient": (
+                1e-2,
+                "the ReLU field is not differentiable where a unit switches; the sensitivities jump"
+                " there and gradients converge at first order only (measured at rtol = 1e-7:"
+                " numpy-adjoint 2.9e-4, torch-adjoint 2.3e-4, rk4-unrolled 5.1e-5 with 100 steps per"
+                " pair; the exact gradients of adaptive discrete solutions of a few steps per pair are"
+                " further off: jax-checkpoint 2.2e-3 (Tsit5), torch-direct 6.8e-3 (dopri5))",
+            ),
+            "loss": (
+                5e-6,
+                "measured at checks.options, rtol = atol = 1e-7: torchdiffeq's dopri5 on the batch of"
+                " pairs leaves 2.9e-6 relative in the loss (diffrax 6e-9, SciPy 9e-9; why torchdiffeq"
+                " errs more is not established); its gradient is 5.0e-5 off, within the bound, and a"
+                " wrong term is off by O(1)",
+            ),
+        }
+    )
     train_defaults = {"iters": 1000, "lr": 1e-3, "target": 1e-4, "budget": 300.0}
     claims = (
         Claim(

@@ -9,6 +9,7 @@ import numpy as np
 
 from harness import (
     AbstractVectorField,
+    CheckSettings,
     Claim,
     Dataset,
     Parametric,
@@ -72,7 +73,7 @@ class PairsTask(TrajectoryTask):
     solver_defaults = {"rtol": 1e-7, "atol": 1e-7, "dt": 0.01}
     #: `harness.testing.check_task`: 10 pairs over [0, 2] instead of 500 over [0, 100] (the
     #: same pair durations; the reference solves one system per pair)
-    check_options: dict[str, Any] = {"n_times": 10, "t1": 2.0}
+    checks = CheckSettings(options={"n_times": 10, "t1": 2.0})
 
     @property
     @abc.abstractmethod

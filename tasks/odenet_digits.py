@@ -22,6 +22,7 @@ from harness import (
     AbstractMap,
     AbstractModel,
     AbstractVectorField,
+    CheckSettings,
     Claim,
     CrossClaim,
     Dataset,
@@ -213,7 +214,7 @@ class OdenetDigits(ClassificationTask):
 
     name = "odenet_digits"
     #: `harness.testing.check_task`: 40 training and 20 test images, width 16
-    check_options: ClassVar[dict[str, Any]] = {"n_train": 40, "n_test": 20, "width": 16}
+    checks = CheckSettings(options={"n_train": 40, "n_test": 20, "width": 16})
     source = "003 §3.2, §4"
     options: ClassVar[dict[str, Any]] = {
         "data_dir": "",

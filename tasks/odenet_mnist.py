@@ -20,6 +20,7 @@ import numpy as np
 from harness import (
     AbstractImplementation,
     AbstractModel,
+    CheckSettings,
     Claim,
     Composite,
     ConvDownsampling,
@@ -187,45 +188,47 @@ class OdenetMnist(ClassificationTask):
     )
     #: `harness.testing`: 10 / 10 images (one test image per digit), 2 channels (one per
     #: GroupNorm group: the reference's DOP853 then takes ~20 s, not ~200 s), batches of 2
-    check_options: ClassVar[dict[str, Any]] = {
-        "n_train": 10,
-        "n_test": 10,
-        "channels": 2,
-        "groups": 2,
-        "batch_size": 2,
-        "grad_batch": 2,
-    }
+    checks = CheckSettings(
+        options={
+            "n_train": 10,
+            "n_test": 10,
+            "channels": 2,
+            "groups": 2,
+            "batch_size": 2,
+            "grad_batch": 2,
+        },
+        solver={"rtol": 1e-7, "atol": 1e-7, "dt": 0.01},
+        tolerances={
+            "gradient": (
+                3e-2,
+                "at rtol = atol = 1e-7 (checks.solver) the four adaptive methods' gradients were 1.7e-3 to"
+                " 7.9e-3 off a 1e-9 one (4 channels, 8 images; rk4-unrolled at dt = 0.05: 1.2e-2): the"
+                " ReLU kinks make the field non-smooth, so the"
+                " error falls slowly with the tolerance; a wrong term is off by O(1).  The exact checks of"
+                " the Composite's plumbing use a smooth core (tests/test_odenet_mnist.py)",
+            ),
+            "loss": (1e-6, "the loss at rtol = atol = 1e-7 against the reference at 1e-8"),
+            "reference_loss": (
+                1e-8,
+                "the reference at rtol = atol = 1e-8 against the check's DOP853 at 1e-12",
+            ),
+            "reference_gradient": (
+                1e-4,
+                "central differences through DOP853 at 1e-12 along unit directions; the non-smooth field"
+                " (ReLU kinks) leaves the reference's adjoint at 1e-8 less accurate than a smooth one's",
+            ),
+            "vjp": (
+                1e-6,
+                "fourth-order differences at h = 1e-6 (checks.fd_step): rounding ~1e-10 relative; at the"
+                " default h = 1e-3 thousands of ReLU units cross their kinks (3% off, measured).  The"
+                " VJPs are also checked to 1e-12 against torch autograd in tests/test_convnets.py",
+            ),
+        },
+        fd_step=1e-6,
+    )
     #: the checks solve at 1e-7, not the example's 1e-3: at 1e-3 the gradients of this
     #: non-smooth field (ReLU kinks) are 13-26% off a tight one (measured, 4 channels, 8 images)
-    check_solver: ClassVar[dict[str, Any]] = {"rtol": 1e-7, "atol": 1e-7, "dt": 0.01}
-    check_tolerances: ClassVar[dict[str, tuple[float, str]]] = {
-        "gradient": (
-            3e-2,
-            "at rtol = atol = 1e-7 (check_solver) the four adaptive methods' gradients were 1.7e-3 to"
-            " 7.9e-3 off a 1e-9 one (4 channels, 8 images; rk4-unrolled at dt = 0.05: 1.2e-2): the"
-            " ReLU kinks make the field non-smooth, so the"
-            " error falls slowly with the tolerance; a wrong term is off by O(1).  The exact checks of"
-            " the Composite's plumbing use a smooth core (tests/test_odenet_mnist.py)",
-        ),
-        "loss": (1e-6, "the loss at rtol = atol = 1e-7 against the reference at 1e-8"),
-        "reference_loss": (
-            1e-8,
-            "the reference at rtol = atol = 1e-8 against the check's DOP853 at 1e-12",
-        ),
-        "reference_gradient": (
-            1e-4,
-            "central differences through DOP853 at 1e-12 along unit directions; the non-smooth field"
-            " (ReLU kinks) leaves the reference's adjoint at 1e-8 less accurate than a smooth one's",
-        ),
-        "vjp": (
-            1e-6,
-            "fourth-order differences at h = 1e-6 (check_fd_step): rounding ~1e-10 relative; at the"
-            " default h = 1e-3 thousands of ReLU units cross their kinks (3% off, measured).  The"
-            " VJPs are also checked to 1e-12 against torch autograd in tests/test_convnets.py",
-        ),
-    }
     #: small enough that no ReLU of the conv layers crosses its kink
-    check_fd_step: ClassVar[float] = 1e-6
     claims: ClassVar[tuple[Claim, ...]] = (
         Claim(
             "classifies",

@@ -10,6 +10,7 @@ import numpy as np
 
 from harness import (
     MLP,
+    CheckSettings,
     Dataset,
     TrajectoryTask,
     UsageError,
@@ -53,7 +54,7 @@ class TimeSeries(TrajectoryTask):
         "hidden": integer(1),
         "standardise": flag(),
     }
-    check_options = {"hidden": 8}
+    checks = CheckSettings(options={"hidden": 8})
     train_defaults = {"iters": 2000, "lr": 1e-2, "polish": 2000, "budget": 600.0}
 
     def __init__(self, **overrides: Any) -> None:

@@ -3,8 +3,8 @@ task through `harness.testing.implementation_check` (the checks of `check_implem
 against the task's reference gradient and against the other back-ends from the same
 initial weights.
 
-Tolerances are the tasks' `check_tolerances` (relative 2-norm error of the whole gradient
-vector, each with its reason; `AbstractTask.check_tolerances` has the defaults):
+Tolerances are the tasks' `checks.tolerances` (relative 2-norm error of the whole gradient
+vector, each with its reason; `harness.core.check_settings.DEFAULT_TOLERANCES` has the defaults):
 - `linear_adjoint` (rtol = atol = 1e-10 by default): 1e-8 against the closed form.
 - trajectory tasks (rtol = atol = 1e-7): 1e-5 against forward sensitivities at 1e-12.
 - `lotka_volterra_pairs_nn`: 1e-2 (a ReLU field: first-order convergence only).
@@ -32,7 +32,7 @@ TRAIN_TASK = "lotka_volterra"
 
 
 def problem(task_name: str):
-    """The task at its `check_options` (the sizes `check_implementation` uses; odenet_mnist's
+    """The task at its `checks.options` (the sizes `check_implementation` uses; odenet_mnist's
     reference gradient takes ~20 s there, ~46 s at the default options), computed once."""
     return testing.problem(task_name).astuple()
 

@@ -31,7 +31,7 @@ def test_backward_work_grows_with_max_steps(task_name: str) -> None:
     re-runs of the forward steps and one VJP each), 242 at 64 (one re-run)."""
     prob = testing.problem(task_name)
     default: Any = testing.backend("jax-direct", task_name)
-    small = type(default)(prob.task, prob.data, solver=prob.task.check_solver, max_steps=64)
+    small = type(default)(prob.task, prob.data, solver=dict(prob.task.checks.solver), max_steps=64)
     (f_big, b_big), (f_small, b_small) = default.count_nfe(prob.params), small.count_nfe(prob.params)
     assert default.n_steps == small.n_steps and f_big == f_small
     assert b_small < b_big

@@ -15,10 +15,12 @@ from scipy.linalg import expm
 
 from harness import testing
 from harness.core import registry
+from harness.core.check_settings import LEGACY_NAMES, CheckSettings
 from harness.core.claims import Claim
 from harness.core.errors import UsageError
 from harness.core.models import MLP, Parametric, Params
 from harness.core.protocols import Dataset, Predictor
+from harness.core.registry import register_task
 from harness.numerics.metrics import rmse
 from harness.numerics.trajectory_task import TrajectoryTask
 from harness.planning.matrix import plan
@@ -116,7 +118,7 @@ class _DoubledLinear(Linear):
     """000 §3.1's linear system (`tasks.linear.Linear`) learnt by `DoubledMLP`."""
 
     name = "_doubled_linear"
-    check_options = {"batch": 4, "hidden": 8}
+    checks = CheckSettings(options={"batch": 4, "hidden": 8})
 
     @property
     def model(self) -> DoubledMLP:
@@ -125,6 +127,20 @@ class _DoubledLinear(Linear):
 
 def test_a_new_mlp_subclass_passes_check_task() -> None:
     testing.check_task(_DoubledLinear)
+
+
+@pytest.mark.parametrize("old", sorted(LEGACY_NAMES))
+def test_the_old_check_variables_are_refused_in_one_line(old: str) -> None:
+    """#27 folded four class variables into `checks`; a task that still sets one would be
+    checked at settings it does not ask for, so registering it (and `check_task`) says what
+    it is now."""
+    legacy = type("_Legacy", (_DoubledLinear,), {"__doc__": "000 §3.1", "name": "_legacy", old: {}})
+    with pytest.raises(
+        UsageError, match=rf"{old} is now checks = CheckSettings\({LEGACY_NAMES[old]}=\.\.\.\)"
+    ):
+        register_task(legacy)
+    with pytest.raises(AssertionError, match=f"{old} is now checks"):
+        testing.check_task(legacy)
 
 
 @pytest.mark.parametrize("impl_name", ["numpy-adjoint", "torch-adjoint", "rk4-unrolled", "jax-checkpoint"])

@@ -18,7 +18,7 @@ OWN = Phase("minibatch-sgd", "iters", "the schedule's end", "003 §3.2")
 @pytest.mark.parametrize("name", sorted(registry.TASKS))
 def test_every_task_declares_a_protocol_it_can_run(name: str) -> None:
     cls = registry.TASKS[name]
-    phases = cls(**getattr(cls, "check_options", {})).phases()
+    phases = cls(**cls.checks.options).phases()
     check_protocol(name, phases, own_fit=cls.fit is not AbstractTask.fit)
     assert all(p.why.strip() and p.budget in cls.training_defaults() for p in phases)
     assert phases[-1].kind == "lbfgs", "every protocol ends with the polish (`--set polish=M`)"

@@ -300,8 +300,8 @@ def test_every_option_of_every_registered_task_has_a_range() -> None:
             assert key in SOLVER_RANGES and SOLVER_RANGES[key].accepts(default), (cls.name, key)
         for key, default in cls.training_defaults().items():
             assert TRAIN_RANGES[key].accepts(default), (cls.name, key, default)
-        check = {**cls.options, **cls.check_options}
-        for key, value in cls.check_options.items():
+        check = {**cls.options, **cls.checks.options}
+        for key, value in cls.checks.options.items():
             assert cls.option_ranges[key].accepts(value), (cls.name, key, value)
         assert check
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from harness.core.check_settings import DEFAULT_TOLERANCES, CheckSettings
 from harness.core.composed import compose
 from harness.core.data import (
     Dataset,
@@ -107,44 +108,9 @@ class AbstractTask(abc.ABC):
     #: whether the task trains on mini-batches (`AbstractImplementation.value_and_grad_batch`):
     #: a back-end without them is skipped
     needs_batches: ClassVar[bool] = False
-    #: solver settings of `harness.testing.check_implementation` where they differ from
-    #: `solver_defaults` (a task whose default tolerance is too loose to test a gradient)
-    check_solver: ClassVar[dict[str, Any]] = {}
-    #: the finite-difference step of `harness.testing.check_task`'s VJP checks (fourth-order
-    #: central differences): 1e-3 for smooth models; a ReLU network with thousands of units
-    #: crosses kinks at that step, so it takes a smaller one
-    check_fd_step: ClassVar[float] = 1e-3
-    #: small options for `harness.testing.check_task`, so that it takes seconds
-    check_options: ClassVar[dict[str, Any]] = {}
-    #: tolerances of `harness.testing.check_task` and `check_implementation` as
-    #: {check: (tolerance, reason)}; a task sets only the entries it changes (they are merged
-    #: over the class hierarchy: `harness.testing.tolerances`)
-    check_tolerances: ClassVar[dict[str, tuple[float, str]]] = {
-        "vjp": (
-            1e-6,
-            "fourth-order central differences at h = 1e-3 along unit directions: truncation"
-            " ~1e-12, rounding ~1e-13 relative; a wrong term is off by O(1)",
-        ),
-        "loss_cotangent": (1e-6, "as for vjp: the same differences of the loss in pred"),
-        "reference_loss": (
-            1e-9,
-            "the reference's solve and the check's DOP853 at rtol = atol = 1e-12 each leave"
-            " ~1e-11 relative in the loss",
-        ),
-        "reference_gradient": (
-            1e-6,
-            "central differences of the loss through DOP853 at 1e-12 along unit directions"
-            " (h = 1e-4): solver noise ~1e-12 / h and truncation ~h^2, both ~1e-8 relative to"
-            " |gradient|",
-        ),
-        "gradient": (
-            1e-5,
-            "relative 2-norm error of a back-end's gradient at rtol = atol = 1e-7 against the"
-            " reference at 1e-12: solver tolerance is no guarantee of gradient accuracy (SPEC"
-            " measurement notes), so the bound is a product requirement the checks enforce",
-        ),
-        "loss": (1e-6, "a back-end's loss at rtol = atol = 1e-7 against the reference's, relative"),
-    }
+    #: how `harness.testing` checks the task: small options, solver settings, the
+    #: finite-difference step and the tolerances, each with its reason (`CheckSettings`)
+    checks: ClassVar[CheckSettings] = CheckSettings(tolerances=DEFAULT_TOLERANCES)
 
     @property
     def state_names(self) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from harness.core import plugins
+from harness.core.check_settings import LEGACY_NAMES
 from harness.core.errors import UsageError, choices
 from harness.core.protocols import AbstractImplementation, AbstractTask
 from harness.core.training_protocol import check_protocol
@@ -52,6 +53,13 @@ def _register(kind: str, table: dict[str, Any], cls: type) -> None:
 def register_task(cls: T) -> T:
     """Class decorator: register a task under `cls.name` (a `UsageError` if it is taken or
     its training protocol cannot run: `harness.core.training_protocol.check_protocol`)."""
+    legacy = [
+        f"{old} is now checks = CheckSettings({new}=...)"
+        for old, new in LEGACY_NAMES.items()
+        if old in vars(cls)
+    ]
+    if legacy:
+        raise UsageError(f"task {getattr(cls, 'name', cls.__qualname__)}: {'; '.join(legacy)} (#27)")
     try:
         check_protocol(cls.name, cls.protocol, own_fit=cls.fit is not AbstractTask.fit)
     except ValueError as exc:

@@ -12,7 +12,7 @@ project's own tests run.
 - `parametrize_tasks()`, `parametrize_implementations()`: pytest parametrisations over the
   registered tasks and back-ends.
 
-Per-task tolerances are the task's `check_tolerances` (`AbstractTask`), each with its reason.
+Per-task tolerances are the task's `checks.tolerances` (`AbstractTask.checks`), each with its reason.
 """
 
 from __future__ import annotations

@@ -55,11 +55,11 @@ def rel_error(grad: Params, ref: Params) -> float:
 
 
 def _task(task: TaskLike) -> AbstractTask:
-    """A task instance: a name or class is built with its `check_options`."""
+    """A task instance: a name or class is built with its `checks.options`."""
     if isinstance(task, AbstractTask):
         return task
     cls = registry.get_task(task) if isinstance(task, str) else task
-    return cls(**cls.check_options)
+    return cls(**cls.checks.options)
 
 
 def _key(task: AbstractTask) -> tuple[type[AbstractTask], tuple[tuple[str, Any], ...]]:
@@ -101,7 +101,7 @@ def backend(
         reason = cls.skip(prob.task, device)
         if reason:
             raise unittest.SkipTest(reason)
-        _BACKENDS[key] = cls(prob.task, prob.data, device=device, solver=prob.task.check_solver)
+        _BACKENDS[key] = cls(prob.task, prob.data, device=device, solver=dict(prob.task.checks.solver))
     return _BACKENDS[key]
 
 
@@ -252,14 +252,14 @@ def check_implementation(
     *,
     device: str = "cpu",
 ) -> dict[str, str | None]:
-    """Check a back-end on `tasks` (names, classes built with their `check_options`, or
+    """Check a back-end on `tasks` (names, classes built with their `checks.options`, or
     instances; default every registered task); AssertionError on the first failure,
     `unittest.SkipTest` when its framework is missing.
 
     On each task (`IMPLEMENTATION_CHECKS`): `skip` returns None or one line, and never None
     for a model that subclasses none of `builds`; where it runs the task: the loss and the
     gradient of `value_and_grad` against the task's reference gradient within the task's
-    `check_tolerances` ("loss", "gradient"), `predict` shapes forward and backward,
+    `checks.tolerances` ("loss", "gradient"), `predict` shapes forward and backward,
     `count_nfe` positive, `value_and_grad` pure (the same result twice, its input untouched).
 
     **Returns:** {task name: the skip reason, or None where every check ran}.

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.core.check_settings import LEGACY_NAMES, CheckSettings
 from harness.core.claims import Claim
 from harness.core.models import Params
 from harness.core.protocols import TRAIN_BASE, AbstractTask, Dataset
@@ -38,12 +39,14 @@ TASK_CHECKS = (
 
 
 def tolerances(task: type[AbstractTask] | AbstractTask) -> dict[str, tuple[float, str]]:
-    """The task's `check_tolerances`, merged over its class hierarchy (a subclass that sets
+    """The task's `checks.tolerances`, merged over its class hierarchy (a subclass that sets
     one entry keeps its parents' others)."""
     cls = task if isinstance(task, type) else type(task)
     merged: dict[str, tuple[float, str]] = {}
     for klass in reversed(cls.__mro__):
-        merged.update(klass.__dict__.get("check_tolerances", {}))
+        own = klass.__dict__.get("checks")
+        if isinstance(own, CheckSettings):
+            merged.update(own.tolerances)
     return merged
 
 
@@ -80,6 +83,8 @@ def check_metadata(cls: type[AbstractTask], fail: Fail) -> None:
         isinstance(source, str) and source.strip(),
         f"`source` must name the source document and section, not {source!r}",
     )
+    for old, new in LEGACY_NAMES.items():
+        fail("metadata", old not in vars(cls), f"{old} is now checks = CheckSettings({new}=...) (#27)")
     doc = cls.__dict__.get("__doc__")
     fail(
         "metadata",
@@ -104,7 +109,7 @@ def check_options(cls: type[AbstractTask], options: Mapping[str, Any], fail: Fai
             isinstance(value, _OPTION_TYPES),
             f"option {key}={value!r}: defaults are bool, int, float or str (--set casts to their type)",
         )
-    for where, given in (("check_options", cls.check_options), ("check_task(**options)", options)):
+    for where, given in (("checks.options", cls.checks.options), ("check_task(**options)", options)):
         for key, value in given.items():
             fail("options", key in cls.options, f"{where}: {key!r} is not an option of the task")
             default = cls.options[key]
@@ -154,7 +159,7 @@ def check_options(cls: type[AbstractTask], options: Mapping[str, Any], fail: Fai
     fail("options", len(ids) == len(set(ids)), f"claim ids must be unique: {ids}")
     known = set(TASK_CHECKS) | {"gradient", "loss", "reference_loss"}
     for check, entry in tolerances(cls).items():
-        fail("options", check in known, f"check_tolerances: unknown check {check!r}; known: {sorted(known)}")
+        fail("options", check in known, f"checks.tolerances: unknown check {check!r}; known: {sorted(known)}")
         ok = (
             isinstance(entry, tuple)
             and len(entry) == 2
@@ -164,7 +169,7 @@ def check_options(cls: type[AbstractTask], options: Mapping[str, Any], fail: Fai
         fail(
             "options",
             ok and isinstance(entry[1], str) and entry[1].strip(),
-            f"check_tolerances[{check!r}] must be (positive tolerance, reason), not {entry!r}",
+            f"checks.tolerances[{check!r}] must be (positive tolerance, reason), not {entry!r}",
         )
 
 

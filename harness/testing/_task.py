@@ -150,7 +150,7 @@ def _check_vjp(task: AbstractTask, model: AbstractModel, params: Params, data: D
         for layer, p, inputs in ((model.encoder, encoder_params, x), (model.decoder, decoder_params, h)):
             fn = lambda p, xx, layer=layer: layer.apply(p, xx, np)
             what = f"{layer.label}.vjp_numpy"
-            _check_vjp_of(fail, "vjp", what, fn, layer.vjp_numpy, p, inputs, tol, rng, task.check_fd_step)
+            _check_vjp_of(fail, "vjp", what, fn, layer.vjp_numpy, p, inputs, tol, rng, task.checks.fd_step)
         core_data = Dataset(t=data.t, y=h[None], y0=h, y_true=h[None])
         _check_vjp(task, model.core, core_params, core_data, fail)
         return
@@ -160,7 +160,7 @@ def _check_vjp(task: AbstractTask, model: AbstractModel, params: Params, data: D
         fail("vjp", f.shape == y.shape, f"rhs of a batch {y.shape} has shape {f.shape}")
         fn = lambda p, yy: model.rhs(p, yy, np)
         what = f"{model.label}.vjp_numpy"
-        _check_vjp_of(fail, "vjp", what, fn, model.vjp_numpy, params, y, tol, rng, task.check_fd_step)
+        _check_vjp_of(fail, "vjp", what, fn, model.vjp_numpy, params, y, tol, rng, task.checks.fd_step)
     elif isinstance(model, AbstractMap):
         fail("vjp", model.n_evaluations > 0, "a discrete model's n_evaluations must be positive")
         states = np.asarray(model.states(params, y, 2, np))
@@ -174,7 +174,7 @@ def _check_vjp(task: AbstractTask, model: AbstractModel, params: Params, data: D
             fn = lambda p, yy: model.apply(p, yy, np)
             what = f"{model.label}.apply_vjp_numpy"
             _check_vjp_of(
-                fail, "vjp", what, fn, model.apply_vjp_numpy, params, y, tol, rng, task.check_fd_step
+                fail, "vjp", what, fn, model.apply_vjp_numpy, params, y, tol, rng, task.checks.fd_step
             )
     else:
         fail(
@@ -298,13 +298,13 @@ def _check_metrics(
 
 def task_checks(task_cls: type[AbstractTask], **options: Any) -> Callable[[str], None]:
     """`run(check)`: one named check of `TASK_CHECKS` at a time, on the task built with its
-    `check_options` updated by `options` (earlier checks' results are reused)."""
+    `checks.options` updated by `options` (earlier checks' results are reused)."""
     fail = Fail(getattr(task_cls, "name", task_cls.__name__))
     state: dict[str, Any] = {}
 
     def task() -> AbstractTask:
         if "task" not in state:
-            state["task"] = task_cls(**{**task_cls.check_options, **options})
+            state["task"] = task_cls(**{**task_cls.checks.options, **options})
             fail(
                 "options", isinstance(state["task"].model, AbstractModel), "`model` must be an AbstractModel"
             )
@@ -353,16 +353,16 @@ def task_checks(task_cls: type[AbstractTask], **options: Any) -> Callable[[str],
 def check_task(task_cls: type[AbstractTask], **options: Any) -> None:
     """Check a task class as a third party would; AssertionError on the first failure.
 
-    The task is built with its `check_options` (small options for a fast check) updated by
+    The task is built with its `checks.options` (small options for a fast check) updated by
     `options`.  In order (`TASK_CHECKS`): name, source and docstring; options, training and
-    solver defaults, claims and `check_tolerances` well-formed; `make_data` deterministic
+    solver defaults, claims and `checks.tolerances` well-formed; `make_data` deterministic
     and shaped as `Dataset` documents; `init_params` deterministic; the model's hand-written
     `vjp_numpy` (a discrete model's `apply_vjp_numpy`) against finite differences in both
     outputs at the initial parameters and states of the data; `loss_cotangent` against
     finite differences of `loss`; the reference gradient against finite differences of the
     loss through an independent DOP853 solve of `model.rhs` (never through the VJP); and
     `metrics` of the untrained model (through that solve) returning every metric the
-    claims test.  Tolerances are the task's `check_tolerances` (`tolerances`).
+    claims test.  Tolerances are the task's `checks.tolerances` (`tolerances`).
     """
     run = task_checks(task_cls, **options)
     for check in TASK_CHECKS:

@@ -8,6 +8,7 @@ import numpy as np
 
 from harness import (
     MLP,
+    CheckSettings,
     Claim,
     Dataset,
     InputTransformed,
@@ -83,7 +84,7 @@ class Spiral(TrajectoryTask):
         "init_std": non_negative(),
     }
     #: small options for `harness.testing.check_task`
-    check_options = {"t1": 2.0, "n_obs": 21, "extrap": 1.0, "hidden": 16}
+    checks = CheckSettings(options={"t1": 2.0, "n_obs": 21, "extrap": 1.0, "hidden": 16})
     solver_defaults = {"rtol": 1e-7, "atol": 1e-7, "dt": 0.025}
     train_defaults = {"iters": 600, "lr": 1e-2, "target": 1e-3, "budget": 120.0}
     claims = (
