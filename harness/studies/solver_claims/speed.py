@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -82,7 +83,9 @@ def _torch_side(
         for index, layer in ((0, mlp.layers[0]), (2, mlp.layers[1])):
             net[index].weight.copy_(torch.tensor(np.asarray(layer.weight)))
             net[index].bias.copy_(torch.tensor(np.asarray(layer.bias)))
-    scripted = torch.jit.script(net)  # as the benchmark does
+    with warnings.catch_warnings():  # deprecated in this torch, still what the benchmark runs
+        warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", DeprecationWarning)
+        scripted = torch.jit.script(net)
     calls = [0]
 
     def func(t: Any, y: Any) -> Any:
