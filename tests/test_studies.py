@@ -15,7 +15,8 @@ from harness.studies.base import AbstractStudy, register_study
 
 def test_the_cli_offers_every_registered_study(capsys) -> None:
     assert set(STUDIES) == {
-        "work-precision", "memory-scaling", "determinism", "batch-scaling", "gradient-methods"
+        "work-precision", "memory-scaling", "determinism", "batch-scaling", "gradient-methods",
+        "solver-claims",
     }  # fmt: skip
     with pytest.raises(SystemExit):
         cli.main(["study", "--help"])

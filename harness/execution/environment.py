@@ -35,6 +35,7 @@ PACKAGES = (
     "diffrax",
     "equinox",
     "optax",
+    "torchode",
 )
 
 

@@ -12,6 +12,9 @@ in `harness.studies.base.STUDIES` (the CLI's `study` choices and help come from 
   claims about gradient methods judged (000 §2, 004, the seminorm paper).
 - `batch-scaling`: many initial conditions at once (`batch` = 1 ... 4096 on
   `linear_adjoint`): time per trajectory against batch size, on `--device cpu` or `cuda`.
+- `solver-claims`: the solver libraries' own published claims (torchode's batch and PID
+  step counts, the seminorm, torchdiffeq's backward evaluations, diffrax's speed against
+  torchdiffeq), each as data with its source and test, judged.
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.devices import check_device
-from harness.studies import batch_scaling, determinism, gradient_methods, memory_scaling, work_precision
+from harness.studies import (
+    batch_scaling,
+    determinism,
+    gradient_methods,
+    memory_scaling,
+    solver_claims,
+    work_precision,
+)
 from harness.studies.base import STUDIES, AbstractStudy
 from harness.studies.session import add_session_options
 
@@ -31,6 +41,7 @@ _MODULES = (
     determinism,
     gradient_methods,
     memory_scaling,
+    solver_claims,
     work_precision,
 )  # registered on import
 

@@ -68,13 +68,14 @@ GRID_RANGES: dict[str, Range] = {
     "--batches": integer(1),
     "--substeps": integer(1),
     "--checkpoints": integer(1),
+    "--widths": integer(1),
 }
 
 
 def floats(text: str, what: str) -> list[float]:
     """The values of grid `what` separated by commas, each in `GRID_RANGES[what]` (finite,
-    positive; integers for `--batches` and `--substeps`); else a one-line `UsageError`
-    naming `what`, the value and the range."""
+    positive; integers for `--batches`, `--substeps`, `--checkpoints` and `--widths`); else
+    a one-line `UsageError` naming `what`, the value and the range."""
     valid = GRID_RANGES.get(what, positive())
     values = [float(valid.parse(what, v)) for v in text.split(",") if v.strip()]
     if not values:
