@@ -98,7 +98,8 @@ def test_a_plugin_task_end_to_end_on_every_backend(tmp_path: Path) -> None:
     Checks, at once: the worker and memory-probe processes load the plugin the parent was
     given (a probe that does not find the task leaves its numbers None); every back-end is
     ok and its record complete (gradient error, first-call and steady-state times, NFE,
-    memory, training, metrics, provenance); `report` reads the folder in every format.
+    solver steps and checkpoints, memory, training, metrics, provenance); `report` reads the
+    folder in every format.
     (Was three runs: a built-in task on every back-end, the plugin on every back-end
     without the probe, the plugin on one back-end with it.)
     """
@@ -125,6 +126,11 @@ def test_a_plugin_task_end_to_end_on_every_backend(tmp_path: Path) -> None:
         assert len(rec["train_loss_history"]) == 3 and rec["train_loss_final"] < rec["loss_init"]
         assert {"fit_rmse", "fit_rmse_relative", "extrap_forward_rmse"} <= set(rec["metrics"])
         assert rec["env"]["threads"]["OMP_NUM_THREADS"] == "1" and rec["env"]["versions"]["numpy"]
+        # the checkpoints the backward pass keeps: equinox's default at max_steps 4096 for
+        # jax-checkpoint; none for the continuous adjoint or the direct one
+        assert rec["solver_checkpoints"] == (90 if rec["impl"] == "jax-checkpoint" else None), rec["impl"]
+        if rec["impl"].startswith("jax"):
+            assert rec["solver_steps"] > 0
     assert (out / "summary.csv").is_file() and (out / "env.json").is_file()
     for fmt in ("table", "csv", "json"):
         rep = harness("report", str(out), "--format", fmt)

@@ -58,18 +58,9 @@ def test_backward_work_counts_augmented_evaluations() -> None:
     assert impl.nfe_detail["grad_vjp"] == backward == impl.nfe_detail["grad_fwd"]
 
 
-@pytest.mark.parametrize(("impl", "checkpoints"), [("jax-backsolve", None), ("jax-checkpoint", 90)])
-def test_records_say_how_many_checkpoints(impl: str, checkpoints: int | None) -> None:
-    """The measured record's `solver_checkpoints`: none for the continuous adjoint (which has
-    no `checkpoints` option), equinox's default for jax-checkpoint at `max_steps` 4096."""
-    from harness.execution.measure import measure_cell
-    from harness.planning.matrix import plan
-
-    (cell,) = plan("linear_adjoint", impl, sets={}, seeds=[0], iters=0, device="cpu", dtype="float64")
-    record: dict = {}
-    measure_cell(cell, record, repeats=1, memory=False)
-    assert record["solver_checkpoints"] == checkpoints
-    assert record["solver_steps"] > 0
+# The measured records' `solver_checkpoints` (none for the continuous adjoint, equinox's
+# default 90 for jax-checkpoint at `max_steps` 4096) are checked on the end-to-end run of
+# every back-end: tests/test_cli.py::test_a_plugin_task_end_to_end_on_every_backend.
 
 
 @pytest.mark.parametrize("task_name", ["lotka_volterra_pairs_nn"])

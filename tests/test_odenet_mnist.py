@@ -148,7 +148,11 @@ def test_resnet_gradient_is_exact(impl_name: str) -> None:
 
 
 @needs_mlxtend
-@pytest.mark.parametrize("impl_name", BACKENDS)
+@pytest.mark.parametrize(
+    "impl_name",
+    # jax-backsolve batches with jax-checkpoint's code (another diffrax adjoint): exhaustive
+    [pytest.param(b, marks=pytest.mark.exhaustive) if b == "jax-backsolve" else b for b in BACKENDS],
+)
 def test_a_new_batch_needs_no_rebuild(impl_name: str) -> None:
     """`value_and_grad_batch` on another mini-batch equals the gradient of a back-end built on
     that batch as its data (exactly for the discrete methods, to the solver's tolerance for
