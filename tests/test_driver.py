@@ -87,6 +87,17 @@ def test_lbfgs_polish_stops_at_the_gradient_rule() -> None:
     assert result.info["rejected"] == 0
 
 
+@pytest.mark.parametrize("budget", [3, 10, 17])
+def test_lbfgs_spends_at_most_its_budget(budget: int) -> None:
+    """SciPy's L-BFGS-B checks `maxfun` after a line search, so it used to make one more
+    evaluation than the budget (4 for 3, 11 for 10, 18 for 17, measured); the driver
+    stops it at the budget."""
+    objective = _rosenbrock()
+    result = driver.lbfgs(objective, {"p": np.array([-1.2, 1.0])}, max_evals=budget)
+    assert result.info["evals"] == objective.calls.n == budget
+    assert result.info["message"] == f"evaluation budget of {budget} spent"
+
+
 def test_lbfgs_rejects_failed_solves_and_keeps_the_best() -> None:
     """Trial steps into the region where the 'solver' fails are rejected evaluations (the
     line search steps back); the polish still reaches the minimum, and says how many."""

@@ -135,6 +135,8 @@ def lbfgs(
 
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
         nonlocal penalty
+        if len(history) >= max_evals:  # L-BFGS-B checks `maxfun` only after a line search
+            raise _Stop(f"evaluation budget of {max_evals} spent")
         p = unflatten(np.array(x), template)
         try:
             loss, grad = objective.value_and_grad(p)
