@@ -400,6 +400,10 @@ CASES = [
          setup=plugin("import sys\nsys.exit(0)\n"), env={"HARNESS_PLUGINS": "{plugin}"}, sub=True),
     Case("plugin-raises", ["list", "--plugin", "{plugin}"], r"plugin '.*' failed to load: RuntimeError: no",
          setup=plugin("raise RuntimeError('no')\n")),
+    # what a failing plugin wrote to stderr while loading is dropped: the failure is one line
+    Case("plugin-prints-then-raises", ["list", "--plugin", "{plugin}"],
+         r"plugin '.*' failed to load: RuntimeError: no",
+         setup=plugin("import sys\nprint('loading', file=sys.stderr)\nraise RuntimeError('no')\n")),
     Case("plugin-missing-file", ["list", "--plugin", "/no/such/plugin.py"],
          r"plugin '/no/such/plugin\.py' failed to load: FileNotFoundError"),
     Case("plugin-empty", ["list", "--plugin", " "], r"bad --plugin: empty name"),

@@ -226,3 +226,21 @@ def test_records_name_the_file_that_defined_the_task(isolated: None) -> None:
         "plugin": str(SPIRAL_FILE),
     }
     assert sources["impl"]["module"] == "implementations.numpy_adjoint" and sources["impl"]["plugin"] is None
+
+
+def test_what_a_plugin_writes_to_stderr_while_loading_is_kept_when_it_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plugin's warnings at import reach stderr after a load that succeeds; after one that
+    fails they are dropped, so that the failure is one line (tests/test_hostile_inputs.py)."""
+    good, bad = tmp_path / "warns_then_loads.py", tmp_path / "warns_then_fails.py"
+    good.write_text("import sys\nprint('careful: old data', file=sys.stderr)\n")
+    bad.write_text("import sys\nprint('loading', file=sys.stderr)\nraise RuntimeError('no')\n")
+    try:
+        plugins.load(str(good))
+        assert capsys.readouterr().err == "careful: old data\n"
+        with pytest.raises(UsageError, match="failed to load: RuntimeError: no"):
+            plugins.load(str(bad))
+        assert capsys.readouterr().err == ""
+    finally:
+        sys.modules.pop("warns_then_loads", None)

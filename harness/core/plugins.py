@@ -31,12 +31,14 @@ Imports nothing of the harness outside `harness.core`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
 import inspect
+import io
 import os
 import sys
 from collections.abc import Iterator, MutableMapping
@@ -145,6 +147,17 @@ def _import_file(path: Path) -> ModuleType:
     return module
 
 
+@contextlib.contextmanager
+def _held_stderr() -> Iterator[None]:
+    """What a plugin writes to `sys.stderr` while it loads, held back: written out after a
+    load that succeeds (its warnings are kept), dropped when it fails, so that the failure
+    is one line."""
+    held = io.StringIO()
+    with contextlib.redirect_stderr(held):
+        yield
+    sys.stderr.write(held.getvalue())  # reached only when the load succeeded
+
+
 def load(spec: str) -> ModuleType:
     """Import the plugin `spec` (a dotted module name or a `.py` file), once per process.
 
@@ -156,10 +169,11 @@ def load(spec: str) -> ModuleType:
     if not resolved:
         raise UsageError("bad plugin: empty name")
     try:
-        if is_file(resolved):
-            module = _import_file(Path(resolved).resolve())
-        else:
-            module = importlib.import_module(resolved)
+        with _held_stderr():
+            if is_file(resolved):
+                module = _import_file(Path(resolved).resolve())
+            else:
+                module = importlib.import_module(resolved)
     except UsageError as exc:  # e.g. a name clash raised by the registry's decorators
         raise UsageError(f"plugin '{spec}': {exc}") from None
     except SystemExit as exc:  # sys.exit at import: the run would end silently with its code
@@ -179,7 +193,8 @@ def entry_point_objects() -> Iterator[tuple[str, str, Any]]:
         for ep in sorted(importlib.metadata.entry_points(group=group), key=lambda e: e.name):
             label = f"entry point '{ep.name} = {ep.value}' ({group})"
             try:
-                obj = ep.load()
+                with _held_stderr():
+                    obj = ep.load()
             except UsageError as exc:
                 raise UsageError(f"plugin {label}: {exc}") from None
             except SystemExit as exc:
