@@ -81,6 +81,9 @@ class VectorField(torch.nn.Module):
     def __init__(self, model: ComposedModel, example: torch.Tensor) -> None:
         super().__init__()
         self.model = model
+        # the core's own `rhs`, looked up once: the solvers call it at every stage (a discrete
+        # core has none; `ComposedModel.rhs` then raises a one-line TypeError if called)
+        self._rhs = model.rhs if model.discrete else model.field.rhs
         self.xp = array_api_compat.array_namespace(example)
         self.params: dict[str, torch.Tensor] = {}
         self.nfe = 0
@@ -89,7 +92,7 @@ class VectorField(torch.nn.Module):
 
     def forward(self, t: Any, y: torch.Tensor) -> torch.Tensor:
         self.nfe += 1
-        out = self.model.rhs(self.params, y, self.xp)
+        out = self._rhs(self.params, y, self.xp)
         if self.track_vjps and out.requires_grad:
             out.register_hook(self._count_vjp)
         return out
