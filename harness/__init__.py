@@ -21,12 +21,14 @@ if TYPE_CHECKING:  # the names for readers and type checkers; loaded lazily at r
     from harness.api import AbstractTask as AbstractTask
     from harness.api import AbstractVectorField as AbstractVectorField
     from harness.api import Claim as Claim
+    from harness.api import ClassificationData as ClassificationData
     from harness.api import Composite as Composite
     from harness.api import ConvDownsampling as ConvDownsampling
     from harness.api import ConvODEField as ConvODEField
     from harness.api import ConvResBlocks as ConvResBlocks
     from harness.api import CrossClaim as CrossClaim
     from harness.api import Dataset as Dataset
+    from harness.api import Examples as Examples
     from harness.api import HasEnergy as HasEnergy
     from harness.api import InputTransformed as InputTransformed
     from harness.api import Parametric as Parametric
@@ -41,6 +43,7 @@ if TYPE_CHECKING:  # the names for readers and type checkers; loaded lazily at r
     from harness.api import TrainResult as TrainResult
     from harness.api import TrajectoryTask as TrajectoryTask
     from harness.api import UsageError as UsageError
+    from harness.api import adam as adam
     from harness.api import adjoint_reference_gradient as adjoint_reference_gradient
     from harness.api import choices as choices
     from harness.api import composite_reference_gradient as composite_reference_gradient

@@ -13,6 +13,7 @@ from harness.core.check_settings import CheckSettings
 from harness.core.claims import Claim, CrossClaim, fit_claim
 from harness.core.data import Dataset, Predictor, TrainCallback, TrainResult, mse_loss, mse_loss_cotangent
 from harness.core.errors import UsageError, choices
+from harness.core.labelled import ClassificationData, Examples
 from harness.core.models import (
     MLP,
     AbstractMap,
@@ -31,6 +32,7 @@ from harness.core.ranges import Range, flag, integer, non_negative, one_of, posi
 from harness.core.registry import register_implementation, register_task
 from harness.core.training_protocol import Phase, default_protocol
 from harness.numerics.datasets import solve_truth, trajectory_dataset
+from harness.numerics.driver import adam
 from harness.numerics.metrics import extrapolate, rmse, trajectories, trajectory_metrics
 from harness.numerics.minibatch import minibatch_sgd
 from harness.numerics.optim import StepDecay
@@ -52,12 +54,14 @@ __all__ = [
     "AbstractVectorField",
     "CheckSettings",
     "Claim",
+    "ClassificationData",
     "Composite",
     "ConvDownsampling",
     "ConvODEField",
     "ConvResBlocks",
     "CrossClaim",
     "Dataset",
+    "Examples",
     "HasEnergy",
     "InputTransformed",
     "Parametric",
@@ -72,6 +76,7 @@ __all__ = [
     "TrainResult",
     "TrajectoryTask",
     "UsageError",
+    "adam",
     "adjoint_reference_gradient",
     "choices",
     "composite_reference_gradient",

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -21,83 +20,28 @@ from harness import (
     MLP,
     AbstractMap,
     AbstractModel,
-    AbstractVectorField,
     CheckSettings,
     Claim,
+    ClassificationData,
     CrossClaim,
-    Dataset,
+    Examples,
     Params,
-    Predictor,
     Range,
     UsageError,
-    flatten,
     integer,
     positive,
     probability,
     register_task,
     text,
-    unflatten,
 )
-from tasks._common.classification import (
-    N_CLASSES,
-    REPORTED_003,
-    ClassificationTask,
-    cross_entropy,
-    one_hot_targets,
-    read_mnist_folder,
-    seeded_subset,
-)
+from tasks._common.classification import N_CLASSES, REPORTED_003, ImageClassification, cross_entropy
 from tasks._common.idx import MNIST_FILES, check_data_dir, idx_image_shape
+from tasks._common.images import average_pool, sklearn_digits
 
-__all__ = [
-    "OdenetDigits",
-    "ResidualStack",
-    "ResnetDigits",
-    "average_pool",
-    "load_digits_split",
-    "load_mnist",
-]
+__all__ = ["OdenetDigits", "ResidualStack", "ResnetDigits"]
 
 #: training images of MNIST used when `n_train` is 0 (automatic)
 MNIST_TRAIN_CAP = 10000
-
-
-# ----------------------------------------------------------------------------- data
-
-
-def average_pool(images: np.ndarray, pool: int) -> np.ndarray:
-    """Mean over non-overlapping `pool` x `pool` patches of images (M, H, W), flattened to
-    (M, (H // pool) * (W // pool)); rows and columns beyond a multiple of `pool` are dropped."""
-    m, h, w = images.shape
-    hp, wp = h // pool, w // pool
-    cropped = images[:, : hp * pool, : wp * pool].reshape(m, hp, pool, wp, pool)
-    return cropped.mean(axis=(2, 4)).reshape(m, hp * wp)
-
-
-def load_mnist(data_dir: str | Path, *, pool: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """MNIST from its IDX files: `(x_train, labels_train, x_test, labels_test)`, pixels
-    scaled from 0-255 to [0, 1] and average-pooled by `pool` (4: 28x28 -> 7x7 = 49)."""
-    x_train, y_train, x_test, y_test = read_mnist_folder(data_dir)
-    scale = lambda x: average_pool(np.asarray(x, dtype=np.float64) / 255.0, pool)
-    return scale(x_train), y_train, scale(x_test), y_test
-
-
-def load_digits_split(
-    seed: int, *, test_fraction: float, pool: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """scikit-learn's digits (1797 images of 8x8, pixel values 0-16 scaled to [0, 1]),
-    average-pooled by `pool`, split into train and test sets, stratified by class, with a
-    split seeded by `seed`: `(x_train, labels_train, x_test, labels_test)`."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits: Any = load_digits()
-    x = average_pool(np.asarray(digits.images, dtype=np.float64) / 16.0, pool)
-    labels = np.asarray(digits.target, dtype=np.int64)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, labels, test_size=test_fraction, stratify=labels, random_state=seed
-    )
-    return np.asarray(x_train), np.asarray(y_train), np.asarray(x_test), np.asarray(y_test)
 
 
 # ----------------------------------------------------------------------------- ResNet
@@ -171,7 +115,7 @@ class ResidualStack(AbstractMap):
 
 
 @register_task
-class OdenetDigits(ClassificationTask):
+class OdenetDigits(ImageClassification):
     """003 §3.2 and §4 (Chen et al. 2018's MNIST experiment re-implemented): an ODENet, one
     ODE block dh/dt = f(h; theta) (eq. 3) from h(0) = the image to h(T), trained with the same
     loop as a ResNet of residual blocks of the same width (`resnet_digits`).  The report
@@ -273,7 +217,7 @@ class OdenetDigits(ClassificationTask):
                 f"at least {N_CLASSES} (the logits are the first {N_CLASSES} state coordinates)"
             )
 
-    # -- data ---------------------------------------------------------------------------
+    # -- data, model ------------------------------------------------------------------------
 
     @property
     def pool_size(self) -> int:
@@ -289,67 +233,31 @@ class OdenetDigits(ClassificationTask):
             rows = cols = 8
         return int(rows) // self.pool_size * (int(cols) // self.pool_size)
 
-    def split(self, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """`(x_train, labels_train, x_test, labels_test)` for `seed`."""
-        if self.data_dir:
-            x_train, y_train, x_test, y_test = load_mnist(self.data_dir, pool=self.pool_size)
-        else:
-            split = load_digits_split(seed, test_fraction=self.test_fraction, pool=self.pool_size)
-            x_train, y_train, x_test, y_test = split
-        rng = np.random.default_rng(seed)
-        n_train = self.n_train or (MNIST_TRAIN_CAP if self.data_dir else 0)
-        x_train, y_train = seeded_subset(rng, x_train, y_train, n_train)
-        x_test, y_test = seeded_subset(rng, x_test, y_test, self.n_test)
-        return x_train, y_train, x_test, y_test
+    @property
+    def train_size(self) -> int:
+        """`n_train`, or when 0 all the digits' and `MNIST_TRAIN_CAP` of MNIST's."""
+        return self.n_train or (MNIST_TRAIN_CAP if self.data_dir else 0)
 
-    def make_data(self, seed: int) -> Dataset:
-        """t = [0, t1]; y0 the training images (B, N); y (2, B, N) holds the one-hot labels
-        at t1 in the first 10 coordinates (zeros elsewhere, unused by the loss); the test set
-        is in `truth` (`x_test`, `labels_test`, with `labels_train`).  No extrapolation
-        windows: a classifier has none."""
-        x_train, y_train, x_test, y_test = self.split(seed)
-        y = one_hot_targets(y_train, x_train.shape[1])
-        truth = {"x_test": x_test, "labels_test": y_test, "labels_train": y_train}
-        return Dataset(t=np.array([0.0, self.t1]), y=y, y0=x_train, y_true=y.copy(), truth=truth)
+    def packaged(self, seed: int) -> tuple[Examples, Examples]:
+        """scikit-learn's digits, split by `test_fraction`, stratified and seeded."""
+        return sklearn_digits(seed, test_fraction=self.test_fraction)
 
-    # -- model, loss, reference -------------------------------------------------------------
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """The images average-pooled by `pool_size`, flattened: the state (N pixels)."""
+        return average_pool(images, self.pool_size)
 
     @property
     def model(self) -> AbstractModel:
         return MLP(sizes=(self.n_features, self.width, self.n_features), activation="tanh")
 
-    def reference_gradient(self, params: Params, data: Dataset) -> tuple[float, Params, str]:
-        """The continuous adjoint over the whole batch with DOP853 at rtol = atol = 1e-12
-        (`harness.numerics.reference.adjoint_reference_gradient`): forward sensitivities would solve
-        B (1 + M) N equations, about 10^9 here."""
-        from harness import adjoint_reference_gradient
-
-        model = cast(AbstractVectorField, self.model)  # the ODE block (`ResnetDigits` has its own)
-        return adjoint_reference_gradient(
-            model, params, data, rtol=1e-12, atol=1e-12, loss=self.loss, cotangent=self.loss_cotangent
-        )
-
     # -- metrics ------------------------------------------------------------------------------
 
-    def metrics(self, predict: Predictor, data: Dataset, params: Params) -> dict[str, float]:
-        """Test accuracy and error and train accuracy (argmax of the logits), test cross-entropy,
-        the numbers of parameters, training and test images, and the report's MNIST test error
-        (003 §4; as an error its digits survive the table's 3 significant figures)."""
-        x_test, labels_test = data.truth["x_test"], data.truth["labels_test"]
-        t = np.asarray(data.t)
-        test_states = np.asarray(predict(t, x_test), dtype=float)
-        train_states = np.asarray(predict(t, data.y0), dtype=float)
-        test_obs = one_hot_targets(labels_test, x_test.shape[1])
-        accuracy = lambda states, labels: float(np.mean(np.argmax(states[-1, :, :N_CLASSES], 1) == labels))
-        test_accuracy = accuracy(test_states, labels_test)
+    def reported_metrics(self, test_logits: np.ndarray, data: ClassificationData) -> dict[str, float]:
+        """The test cross-entropy and the report's MNIST test error (003 §4; as an error its
+        digits survive the table's 3 significant figures)."""
+        test_obs = data.observe(data.test)[:, :, :N_CLASSES]
         return {
-            "test_accuracy": test_accuracy,
-            "test_error": 1.0 - test_accuracy,
-            "train_accuracy": accuracy(train_states, data.truth["labels_train"]),
-            "test_cross_entropy": float(cross_entropy(test_states, test_obs)),
-            "n_params": int(flatten(params).size),
-            "n_train": len(data.y0),
-            "n_test": len(x_test),
+            "test_cross_entropy": float(cross_entropy(test_logits[None], test_obs[-1:])),
             "mnist_test_error_003": round(1.0 - REPORTED_003[self.reported_key], 6),
         }
 
@@ -392,11 +300,3 @@ class ResnetDigits(OdenetDigits):
     @property
     def model(self) -> ResidualStack:
         return ResidualStack(dim=self.n_features, width=self.width, n_blocks=self.n_blocks)
-
-    def reference_gradient(self, params: Params, data: Dataset) -> tuple[float, Params, str]:
-        model = self.model
-        pred = np.stack([data.y0, model.apply(params, data.y0, np)])
-        cot = self.loss_cotangent(pred, data.y)
-        _, grad = model.apply_vjp_numpy(params, data.y0, cot[-1])
-        how = f"exact backpropagation through the {model.n_blocks} residual blocks, hand-written NumPy"
-        return float(self.loss(pred, data.y)), unflatten(flatten(grad), params), how

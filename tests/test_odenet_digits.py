@@ -21,7 +21,8 @@ from harness.numerics.reference import forward_sensitivity_gradient
 from tasks import odenet_digits
 from tasks._common.classification import cross_entropy, cross_entropy_cotangent
 from tasks._common.idx import MNIST_FILES, DataDirError, idx_image_shape, read_idx
-from tasks.odenet_digits import OdenetDigits, ResnetDigits, average_pool
+from tasks._common.images import average_pool
+from tasks.odenet_digits import OdenetDigits, ResnetDigits
 
 SMALL = {"n_train": 64, "n_test": 32}
 #: numpy-adjoint's skip reason for the ResNet (a discrete map, not a vector field)
@@ -117,16 +118,16 @@ def test_mnist_from_data_dir(tmp_path: Path, gz: bool) -> None:
     np.testing.assert_allclose(data.y0, expected)
     np.testing.assert_array_equal(np.argmax(data.y[-1, :, :10], axis=1), arrays[MNIST_FILES[1]])
     assert np.all(data.y[0] == 0) and np.all(data.y[-1, :, 10:] == 0)
-    np.testing.assert_array_equal(data.truth["labels_test"], arrays[MNIST_FILES[3]])
+    np.testing.assert_array_equal(data.test.labels, arrays[MNIST_FILES[3]])
     capped = OdenetDigits(data_dir=str(tmp_path), pool=7, n_train=8, n_test=5).make_data(3)
-    assert capped.y0.shape == (8, 16) and capped.truth["x_test"].shape == (5, 16)
+    assert capped.y0.shape == (8, 16) and capped.test.x.shape == (5, 16)
 
 
 def test_mnist_training_set_is_capped_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_mnist(tmp_path)
     monkeypatch.setattr(odenet_digits, "MNIST_TRAIN_CAP", 12)
     data = OdenetDigits(data_dir=str(tmp_path)).make_data(0)
-    assert data.y0.shape == (12, 49) and data.truth["x_test"].shape == (20, 49)
+    assert data.y0.shape == (12, 49) and data.test.x.shape == (20, 49)
 
 
 def test_pool_leaving_too_few_pixels_is_one_line() -> None:
@@ -160,10 +161,10 @@ def test_cli_missing_data_dir_is_one_line(tmp_path: Path) -> None:
 def test_default_data_is_the_digits_split() -> None:
     task = OdenetDigits()
     data = task.make_data(0)
-    assert data.y0.shape == (1437, 64) and data.truth["x_test"].shape == (360, 64)  # 80/20 of 1797
+    assert data.y0.shape == (1437, 64) and data.test.x.shape == (360, 64)  # 80/20 of 1797
     assert 0.0 <= data.y0.min() and data.y0.max() <= 1.0
     # stratified: every class in both sets, in proportion
-    counts = np.bincount(data.truth["labels_test"], minlength=10)
+    counts = np.bincount(data.test.labels, minlength=10)
     assert counts.min() >= 35 and counts.max() <= 37
     np.testing.assert_array_equal(task.make_data(0).y0, data.y0)  # deterministic per seed
     assert not np.array_equal(task.make_data(1).y0, data.y0)

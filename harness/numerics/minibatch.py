@@ -15,30 +15,22 @@ from typing import Any
 
 import numpy as np
 
+from harness.core.labelled import ClassificationData
 from harness.core.models import Params
 from harness.core.protocols import AbstractImplementation, TrainCallback, TrainResult
 from harness.numerics.optim import SGD, StepDecay
 
-__all__ = ["EpochCallback", "epoch_batches", "minibatch_sgd"]
+__all__ = ["EpochCallback", "minibatch_sgd"]
 
 #: ``on_epoch(epoch, params) -> metrics`` after every epoch (not timed as training)
 EpochCallback = Callable[[int, Params], dict[str, float]]
-
-
-def epoch_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Indices of the full mini-batches of one epoch over `n` examples in a random order;
-    the last, partial batch is dropped (as torchdiffeq's example, `drop_last=True`), so that
-    every batch has the same shape."""
-    order = rng.permutation(n)
-    return [order[i : i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
 
 
 def minibatch_sgd(
     impl: AbstractImplementation,
     params: Params,
     *,
-    x: np.ndarray,
-    targets: np.ndarray,
+    data: ClassificationData,
     epochs: int,
     batch_size: int,
     schedule: StepDecay,
@@ -47,8 +39,9 @@ def minibatch_sgd(
     callback: TrainCallback | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
-    """`epochs` passes of SGD with momentum over mini-batches of (`x` (n, ...), `targets`
-    (P, n, ...)), the learning rate from `schedule` per epoch, batches drawn by `seed`.
+    """`epochs` passes of SGD with momentum over mini-batches of `data.train`
+    (`Examples.batches`, the last partial batch dropped), the learning rate from `schedule`
+    per epoch, batches drawn by `seed`.
 
     `callback(i, loss)` runs after every step (training stops when it returns True: the
     harness's budget); `on_epoch(epoch, params)` after every epoch, outside the training
@@ -57,8 +50,8 @@ def minibatch_sgd(
     each whole epoch: `harness.numerics.driver.convergence`'s plateau) and, per key of `on_epoch`'s result,
     `epoch_<key>`.
     """
-    if batch_size > len(x):
-        raise ValueError(f"batch_size={batch_size} exceeds the {len(x)} training examples")
+    if batch_size > len(data.train):
+        raise ValueError(f"batch_size={batch_size} exceeds the {len(data.train)} training examples")
     rng = np.random.default_rng(seed)
     sgd = SGD(momentum)
     history: list[float] = []
@@ -67,10 +60,10 @@ def minibatch_sgd(
     for epoch in range(epochs):
         lr = schedule(epoch, epochs)
         start = time.perf_counter()
-        batches = epoch_batches(len(x), batch_size, rng)
+        batches = list(data.train.batches(batch_size, rng))
         n_batches = len(batches)
-        for idx in batches:
-            batch = impl.load_batch(x[idx], targets[:, idx])
+        for examples in batches:
+            batch = impl.load_batch(examples.x, data.observe(examples))
             loss, grad = impl.to_numpy(impl.block(impl.value_and_grad_batch(impl.load(params), batch)))
             params = sgd.step(params, grad, lr)
             history.append(float(loss))

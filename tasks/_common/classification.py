@@ -1,31 +1,50 @@
-"""What the classification tasks share (003 §3.2, §4; Chen et al. 2018, Table 1): the
-reports' numbers, one-hot targets at the read-out time, the cross-entropy and its cotangent,
-MNIST's folder of IDX files, seeded subsets, batched accuracy, and the base class of the
-four tasks (`odenet_digits`, `resnet_digits`, `odenet_mnist`, `resnet_mnist`): their loss,
-their `data_dir` check and no trajectory to draw."""
+"""The classifiers' one task family (003 §3.2, §4; Chen et al. 2018, Table 1): an image
+data set, features made from its images, a model (an ODE block or residual blocks, with or
+without convolutional encoder and head), the cross-entropy of the logits at the read-out
+time, test and train accuracy, and training by full-batch Adam or by mini-batch SGD with
+momentum.  The four registered tasks (`odenet_digits`, `resnet_digits`, `odenet_mnist`,
+`resnet_mnist`) are members that choose these parts; a plugin makes another the same way
+(e.g. its own data, by overriding `packaged`).
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
 
 import array_api_compat
 import numpy as np
 
-from harness import AbstractTask, Predictor, UsageError
-from tasks._common.idx import MNIST_FILES, DataDirError, check_data_dir, read_idx
+from harness import (
+    AbstractImplementation,
+    AbstractMap,
+    AbstractTask,
+    AbstractVectorField,
+    ClassificationData,
+    Composite,
+    Dataset,
+    Examples,
+    Params,
+    Predictor,
+    StepDecay,
+    TrainCallback,
+    TrainResult,
+    adam,
+    adjoint_reference_gradient,
+    composite_reference_gradient,
+    flatten,
+    minibatch_sgd,
+    unflatten,
+)
+from tasks._common.idx import DataDirError, check_data_dir
+from tasks._common.images import idx_folder
 
 __all__ = [
     "CHEN_2018",
     "N_CLASSES",
     "REPORTED_003",
-    "ClassificationTask",
-    "accuracy",
+    "ImageClassification",
     "cross_entropy",
     "cross_entropy_cotangent",
-    "one_hot_targets",
-    "read_mnist_folder",
-    "seeded_subset",
 ]
 
 #: the classes of every data set (digits 0-9): the logits are the first 10 coordinates
@@ -34,14 +53,6 @@ N_CLASSES = 10
 REPORTED_003 = {"odenet": 0.9958, "resnet": 0.9952}
 #: Chen et al. (2018), Table 1: parameters and MNIST test error
 CHEN_2018 = {"odenet": (0.22e6, 0.0042), "resnet": (0.60e6, 0.0041)}
-
-
-def one_hot_targets(labels: np.ndarray, n_features: int) -> np.ndarray:
-    """Observations (2, B, N) for labels (B,): zero at t0, the one-hot label in the first
-    10 coordinates at T (the read-out), zeros elsewhere."""
-    obs = np.zeros((2, len(labels), n_features))
-    obs[-1, np.arange(len(labels)), labels] = 1.0
-    return obs
 
 
 def cross_entropy(pred: Any, obs: Any) -> Any:
@@ -70,57 +81,76 @@ def cross_entropy_cotangent(pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
     return out
 
 
-def read_mnist_folder(data_dir: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """MNIST's four IDX files in `data_dir`: `(images_train, labels_train, images_test,
-    labels_test)` as stored (images (M, H, W)); a pair whose shapes do not match is a
-    one-line `UsageError` naming the folder."""
-    paths = check_data_dir(data_dir)
-    arrays = [read_idx(paths[name]) for name in MNIST_FILES]
-    for images, labels in (arrays[:2], arrays[2:]):
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise UsageError(
-                f"MNIST files in '{data_dir}': images {images.shape} and labels {labels.shape} do not match"
-            )
-    images_train, labels_train, images_test, labels_test = arrays
-    return images_train, labels_train.astype(np.int64), images_test, labels_test.astype(np.int64)
+class ImageClassification(AbstractTask):
+    """A classifier of images (003): labelled images from a data set (`packaged`, or MNIST's
+    IDX files in the option `data_dir`), seeded subsets of `n_train` / `n_test` of them,
+    features made by `features`; the model's logits are the first 10 coordinates of its
+    output at `t1`; the cross-entropy loss; metrics from the test and training sets; no
+    extrapolation and no trajectory.
 
-
-def seeded_subset(
-    rng: np.random.Generator, x: np.ndarray, y: np.ndarray, n: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded random subset of `n` examples, in their order (all of them when n is 0 or
-    at least their number)."""
-    if n <= 0 or n >= len(x):
-        return x, y
-    keep = np.sort(rng.choice(len(x), size=n, replace=False))
-    return x[keep], y[keep]
-
-
-def accuracy(predict: Predictor, t: np.ndarray, x: np.ndarray, labels: np.ndarray, batch: int) -> float:
-    """The fraction of `x` whose largest logit (the first 10 coordinates of the state at
-    `t[-1]`) is the label, `batch` examples per call of `predict`."""
-    hits = 0
-    for start in range(0, len(x), batch):
-        logits = np.asarray(predict(t, x[start : start + batch]), dtype=float)[-1, :, :N_CLASSES]
-        hits += int(np.sum(np.argmax(logits, axis=1) == labels[start : start + batch]))
-    return hits / max(len(x), 1)
-
-
-class ClassificationTask(AbstractTask):
-    """A classifier of images (003): the cross-entropy of the logits at the read-out time,
-    no extrapolation and no trajectory; `data_dir` (an option of every such task) checked
-    when the task is built, so a bad folder is one line before any cell runs."""
+    A member sets the options `data_dir`, `n_train`, `n_test` and `t1` among its own, and
+    `model`, `packaged` and `features`.  It trains by the driver's full-batch Adam, or with
+    `needs_batches` by mini-batch SGD with momentum (options `batch_size` and `momentum`,
+    the learning rate `lr` x batch / 128 with torchdiffeq's step decay, `iters` counting
+    epochs), measuring the gradient of the first `measured_batch` training images.
+    """
 
     #: which of the reports' figures the metrics compare with ("odenet" or "resnet")
     reported_key: ClassVar[str] = "odenet"
+    #: images per call of `predict` when a trained model is evaluated (0: all at once)
+    eval_batch: ClassVar[int] = 0
+    #: the relative and absolute tolerance of the reference gradient's DOP853
+    reference_tol: ClassVar[float] = 1e-12
 
     def __init__(self, **overrides: Any) -> None:
         super().__init__(**overrides)
-        if self.data_dir:
+        if self.data_dir:  # a bad folder is one line before any cell runs
             try:
                 check_data_dir(self.data_dir)
             except DataDirError as exc:
                 raise DataDirError(f"{self.name}: {exc}") from None
+
+    # -- data ---------------------------------------------------------------------------
+
+    def packaged(self, seed: int) -> tuple[Examples, Examples]:
+        """The training and test images (M, H, W) of the data set that ships with a package,
+        used when `data_dir` is empty."""
+        raise NotImplementedError(f"{self.name} has no packaged data set: set data_dir")
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """The model's inputs (M, D) of images (M, H, W)."""
+        raise NotImplementedError
+
+    @property
+    def train_size(self) -> int:
+        """The training images kept (0: all); `n_train` unless a member says otherwise."""
+        return int(self.n_train)
+
+    def measured_batch(self) -> int:
+        """The training images whose gradient every back-end measures (0: all)."""
+        return 0
+
+    def examples(self, seed: int) -> tuple[Examples, Examples]:
+        """The training and test sets for `seed`: images from `data_dir` or `packaged`,
+        seeded random subsets of `train_size` and `n_test` (0: all), as features."""
+        train, test = idx_folder(self.data_dir) if self.data_dir else self.packaged(seed)
+        rng = np.random.default_rng(seed)
+        train, test = train.subset(rng, self.train_size), test.subset(rng, int(self.n_test))
+        return train.with_inputs(self.features), test.with_inputs(self.features)
+
+    def make_data(self, seed: int) -> ClassificationData:
+        """The training and test sets, and as the batch every back-end solves from t = [0,
+        t1] the first `measured_batch` training images with their one-hot labels at t1 (in
+        observations of the model's output width).  No extrapolation windows: a classifier
+        has none."""
+        train, test = self.examples(seed)
+        model = self.model
+        width = int(model.decoder.out_dim) if isinstance(model, Composite) else int(train.x.shape[1])
+        return ClassificationData.of(
+            train, test, t1=float(self.t1), measured=self.measured_batch(), width=width, n_classes=N_CLASSES
+        )
+
+    # -- loss and reference -----------------------------------------------------------------
 
     def loss(self, pred: Any, obs: Any) -> Any:
         return cross_entropy(pred, obs)
@@ -128,6 +158,118 @@ class ClassificationTask(AbstractTask):
     def loss_cotangent(self, pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
         return cross_entropy_cotangent(pred, obs)
 
+    def reference_gradient(self, params: Params, data: Dataset) -> tuple[float, Params, str]:
+        """By the model's kind: a `Composite` by the core's continuous adjoint (or exact
+        backpropagation) between its encoder's and decoder's hand-written VJPs; an ODE block
+        by the continuous adjoint over the whole batch (forward sensitivities would solve B
+        (1 + M) N equations, about 10^9 for the digits), both with DOP853 at `reference_tol`;
+        residual blocks by exact backpropagation, hand-written NumPy."""
+        model, tol = self.model, self.reference_tol
+        common: dict[str, Any] = {
+            "rtol": tol,
+            "atol": tol,
+            "loss": self.loss,
+            "cotangent": self.loss_cotangent,
+        }
+        if isinstance(model, Composite):
+            return composite_reference_gradient(model, params, data, **common)
+        if isinstance(model, AbstractVectorField):
+            return adjoint_reference_gradient(model, params, data, **common)
+        if not isinstance(model, AbstractMap) or not model.has_numpy_vjp:
+            raise TypeError(f"{self.name}: no reference gradient for {model.label}")
+        pred = np.stack([data.y0, model.apply(params, data.y0, np)])
+        _, grad = model.apply_vjp_numpy(params, data.y0, self.loss_cotangent(pred, data.y)[-1])
+        how = (
+            f"exact backpropagation through {model.label} ({model.n_evaluations} blocks), hand-written NumPy"
+        )
+        return float(self.loss(pred, data.y)), unflatten(flatten(grad), params), how
+
+    # -- training -------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        impl: AbstractImplementation,
+        params: Params,
+        *,
+        iters: int,
+        lr: float,
+        callback: TrainCallback | None = None,
+        curriculum: int = 0,
+    ) -> TrainResult:
+        """Full-batch Adam on the measured batch (the driver's), or with `needs_batches`
+        `iters` epochs of mini-batch SGD with momentum on the training set
+        (`harness.numerics.minibatch.minibatch_sgd`), the learning rate `lr` x batch / 128
+        with torchdiffeq's step decay, test accuracy after every epoch and NFE per batch at
+        the trained weights."""
+        if curriculum > 0:
+            raise ValueError(f"task {self.name} does not train by continuum learning (curriculum=0)")
+        if not self.needs_batches:
+            return adam(impl, params, iters=iters, lr=lr, callback=callback)
+        data = classification_data(impl.data)
+
+        def on_epoch(epoch: int, p: Params) -> dict[str, float]:
+            return {"test_accuracy": self.accuracy(lambda t, x: impl.predict(p, t, x), data, data.test)}
+
+        result = minibatch_sgd(
+            impl,
+            params,
+            data=data,
+            epochs=iters,
+            batch_size=int(self.batch_size),
+            schedule=StepDecay(lr * self.batch_size / 128),
+            momentum=float(self.momentum),
+            seed=0,
+            callback=callback,
+            on_epoch=on_epoch,
+        )
+        nfe_forward, nfe_backward = impl.count_nfe(result.params)
+        result.info.update(nfe_forward_trained=nfe_forward, nfe_backward_trained=nfe_backward)
+        result.info["time_per_epoch_s"] = float(np.median(result.info["epoch_time_s"]))
+        return result
+
+    # -- evaluation -----------------------------------------------------------------------------
+
+    def logits(self, predict: Predictor, data: ClassificationData, examples: Examples) -> np.ndarray:
+        """The logits (M, 10) of `examples` at `t[-1]`, `eval_batch` images per call."""
+        t, size = np.asarray(data.t), self.eval_batch or max(len(examples), 1)
+        parts = [
+            np.asarray(predict(t, examples.x[start : start + size]), dtype=float)[-1, :, :N_CLASSES]
+            for start in range(0, len(examples), size)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, N_CLASSES))
+
+    def accuracy(self, predict: Predictor, data: ClassificationData, examples: Examples) -> float:
+        """The fraction of `examples` whose largest logit is their label."""
+        hits = np.argmax(self.logits(predict, data, examples), axis=1) == examples.labels
+        return float(np.mean(hits)) if len(examples) else 0.0
+
+    def metrics(self, predict: Predictor, data: Dataset, params: Params) -> dict[str, float]:
+        """Test accuracy and error, train accuracy (argmax of the logits), the numbers of
+        parameters and of training and test images, and the member's `reported_metrics`."""
+        data = classification_data(data)
+        test_logits = self.logits(predict, data, data.test)
+        test_accuracy = float(np.mean(np.argmax(test_logits, axis=1) == data.test.labels))
+        return {
+            "test_accuracy": test_accuracy,
+            "test_error": 1.0 - test_accuracy,
+            "train_accuracy": self.accuracy(predict, data, data.train),
+            "n_params": int(flatten(params).size),
+            "n_train": len(data.train),
+            "n_test": len(data.test),
+            **self.reported_metrics(test_logits, data),
+        }
+
+    def reported_metrics(self, test_logits: np.ndarray, data: ClassificationData) -> dict[str, float]:
+        """A member's further metrics: the reports' numbers to compare with, and its own."""
+        return {}
+
     def trajectories(self, predict: Predictor, data: Any) -> dict[str, np.ndarray]:
         """Nothing: a classifier has no trajectory to draw (the report skips the figure)."""
         return {}
+
+
+def classification_data(data: Dataset) -> ClassificationData:
+    """`data` as the classifier's data it must be (a one-line error otherwise)."""
+    if not isinstance(data, ClassificationData):
+        raise TypeError(f"a classifier needs its ClassificationData, not {type(data).__name__}")
+    return data
