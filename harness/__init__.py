@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # the names for readers and type checkers; loaded lazily at r
     from harness.api import StepDecay as StepDecay
     from harness.api import TimeScaled as TimeScaled
     from harness.api import TrainCallback as TrainCallback
+    from harness.api import TrainingProtocol as TrainingProtocol
     from harness.api import TrainResult as TrainResult
     from harness.api import TrajectoryTask as TrajectoryTask
     from harness.api import UsageError as UsageError
@@ -48,7 +49,7 @@ if TYPE_CHECKING:  # the names for readers and type checkers; loaded lazily at r
     from harness.api import choices as choices
     from harness.api import composite_reference_gradient as composite_reference_gradient
     from harness.api import curriculum_stages as curriculum_stages
-    from harness.api import default_protocol as default_protocol
+    from harness.api import default_phases as default_phases
     from harness.api import extrapolate as extrapolate
     from harness.api import fit_claim as fit_claim
     from harness.api import flag as flag

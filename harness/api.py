@@ -30,7 +30,7 @@ from harness.core.models import (
 from harness.core.protocols import AbstractImplementation, AbstractTask, HasEnergy
 from harness.core.ranges import Range, flag, integer, non_negative, one_of, positive, probability, text
 from harness.core.registry import register_implementation, register_task
-from harness.core.training_protocol import Phase, default_protocol
+from harness.core.training_protocol import Phase, TrainingProtocol, default_phases
 from harness.numerics.datasets import solve_truth, trajectory_dataset
 from harness.numerics.driver import adam
 from harness.numerics.metrics import extrapolate, rmse, trajectories, trajectory_metrics
@@ -74,6 +74,7 @@ __all__ = [
     "TimeScaled",
     "TrainCallback",
     "TrainResult",
+    "TrainingProtocol",
     "TrajectoryTask",
     "UsageError",
     "adam",
@@ -81,7 +82,7 @@ __all__ = [
     "choices",
     "composite_reference_gradient",
     "curriculum_stages",
-    "default_protocol",
+    "default_phases",
     "extrapolate",
     "fit_claim",
     "flag",

@@ -165,7 +165,7 @@ def cmd_list() -> int:
             "task": name,
             "model": (task := cls()).model.label,
             "training (budgets)": " -> ".join(
-                f"{phase.kind} ({cls.training_defaults().get(phase.budget, 0)})" for phase in task.phases()
+                f"{phase.kind} ({cls.protocol.settings().get(phase.budget, 0)})" for phase in task.phases()
             ),
             "source": cls.source,
         }

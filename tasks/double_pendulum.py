@@ -13,6 +13,7 @@ from harness import (
     HasEnergy,
     Params,
     Predictor,
+    TrainingProtocol,
     TrajectoryTask,
     extrapolate,
     fit_claim,
@@ -71,7 +72,9 @@ class DoublePendulum(TrajectoryTask, HasEnergy):
         "l2": positive(),
         "g": non_negative(),
     }
-    train_defaults = {"iters": 500, "lr": 1e-2, "target": 2e-5, "polish": 2000, "budget": 600.0}
+    protocol = TrainingProtocol(
+        defaults={"iters": 500, "lr": 1e-2, "target": 2e-5, "polish": 2000, "budget": 600.0}
+    )
     claims = (
         fit_claim(
             "fit",

@@ -18,10 +18,11 @@ from harness import (
     Phase,
     Predictor,
     TrainCallback,
+    TrainingProtocol,
     TrainResult,
     UsageError,
     choices,
-    default_protocol,
+    default_phases,
     extrapolate,
     fit_claim,
     integer,
@@ -115,15 +116,17 @@ class HNNDoublePendulum(DoublePendulum):
         "degree": integer(1),
         "midpoint_dt": positive(),
     }
-    train_defaults = {"iters": 3000, "lr": 1e-2, "budget": 120.0}
-    protocol = default_protocol(
-        Phase(
-            "collocation",
-            "iters",
-            "its `iters` Adam steps on the collocation loss (no ODE solve)",
-            "000 §4.1 trains the HNN by collocation (its ref. [10]); `training=trajectory` trains"
-            " by the driver's Adam on the trajectory loss instead",
-        )
+    protocol = TrainingProtocol(
+        defaults={"iters": 3000, "lr": 1e-2, "budget": 120.0},
+        phases=default_phases(
+            Phase(
+                "collocation",
+                "iters",
+                "its `iters` Adam steps on the collocation loss (no ODE solve)",
+                "000 §4.1 trains the HNN by collocation (its ref. [10]); `training=trajectory` trains"
+                " by the driver's Adam on the trajectory loss instead",
+            )
+        ),
     )
     claims = (
         fit_claim(
@@ -203,7 +206,7 @@ class HNNDoublePendulum(DoublePendulum):
 
     def phases(self) -> tuple[Phase, ...]:
         """Collocation, or the driver's Adam with `training=trajectory`."""
-        return self.protocol if self.training == "collocation" else default_protocol()
+        return self.protocol.phases if self.training == "collocation" else default_phases()
 
     @property
     def model(self) -> HamiltonianMLP:  # type: ignore[override]

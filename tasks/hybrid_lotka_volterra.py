@@ -27,10 +27,11 @@ from harness import (
     Phase,
     Predictor,
     TrainCallback,
+    TrainingProtocol,
     TrainResult,
     TrajectoryTask,
     curriculum_stages,
-    default_protocol,
+    default_phases,
     flag,
     flatten,
     integer,
@@ -146,8 +147,6 @@ class HybridLotkaVolterra(TrajectoryTask):
     """
 
     name = "hybrid_lotka_volterra"
-    #: metrics that `fit` adds (`TrainResult.info`): the claims test them
-    fit_metrics = ("found_terms", "formula_fit_rmse_relative", "formula_interaction_rel_error")
     #: `harness.testing.check_task`: half the window (every 0.5 as by default), the same checks
     checks = CheckSettings(options={"t1": 5.0, "n_obs": 11, "extrap": 2.5})
     source = "004"
@@ -196,16 +195,20 @@ class HybridLotkaVolterra(TrajectoryTask):
         "noise": non_negative(),
     }
     solver_defaults = {"rtol": 1e-7, "atol": 1e-7, "dt": 0.05}
-    train_defaults = {"iters": 300, "lr": 0.05, "budget": 180.0}
-    protocol = default_protocol(
-        Phase(
-            "hybrid-phases",
-            "iters",
-            "Adam, `iters` shared by its phases: `frac_physics`, the rest, `frac_formula`",
-            "004 ('Tricks-of-the-trade', 'Summary of part 1'): the mechanistic parameters with the"
-            " NN frozen, then the NN with them frozen, then symbolic regression and the found"
-            " formula retrained",
-        )
+    protocol = TrainingProtocol(
+        defaults={"iters": 300, "lr": 0.05, "budget": 180.0},
+        phases=default_phases(
+            Phase(
+                "hybrid-phases",
+                "iters",
+                "Adam, `iters` shared by its phases: `frac_physics`, the rest, `frac_formula`",
+                "004 ('Tricks-of-the-trade', 'Summary of part 1'): the mechanistic parameters with the"
+                " NN frozen, then the NN with them frozen, then symbolic regression and the found"
+                " formula retrained",
+            )
+        ),
+        # the metrics that `fit` adds (`TrainResult.info`): the claims test them
+        fit_metrics=("found_terms", "formula_fit_rmse_relative", "formula_interaction_rel_error"),
     )
     claims = (
         Claim(

@@ -8,6 +8,7 @@ from harness import (
     MLP,
     CheckSettings,
     Dataset,
+    TrainingProtocol,
     TrajectoryTask,
     fit_claim,
     integer,
@@ -51,7 +52,9 @@ class Linear(TrajectoryTask):
         "extrap": non_negative(),
         "hidden": integer(1),
     }
-    train_defaults = {"iters": 500, "lr": 1e-2, "target": 0.02, "polish": 3000, "budget": 600.0}
+    protocol = TrainingProtocol(
+        defaults={"iters": 500, "lr": 1e-2, "target": 0.02, "polish": 3000, "budget": 600.0}
+    )
     claims = (
         fit_claim(
             "fit",

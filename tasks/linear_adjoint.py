@@ -14,6 +14,7 @@ from harness import (
     Parametric,
     Params,
     Predictor,
+    TrainingProtocol,
     TrajectoryTask,
     fit_claim,
     integer,
@@ -71,7 +72,7 @@ class LinearAdjoint(TrajectoryTask):
             ),
         }
     )
-    train_defaults = {"iters": 200, "lr": 0.05, "target": 1e-5, "budget": 120.0}
+    protocol = TrainingProtocol(defaults={"iters": 200, "lr": 0.05, "target": 1e-5, "budget": 120.0})
     claims = (
         Claim(
             "recovers-W",

@@ -8,6 +8,7 @@ from harness import (
     MLP,
     CheckSettings,
     Dataset,
+    TrainingProtocol,
     TrajectoryTask,
     fit_claim,
     integer,
@@ -46,7 +47,9 @@ class LotkaVolterra(TrajectoryTask):
     source = "000 §3.2"
     options = {"t1": 10.0, "n_obs": 101, "extrap": 10.0, "hidden": 64}
     option_ranges = {"t1": positive(), "n_obs": integer(2), "extrap": non_negative(), "hidden": integer(1)}
-    train_defaults = {"iters": 4000, "lr": 1e-2, "target": 1e-3, "polish": 2000, "budget": 600.0}
+    protocol = TrainingProtocol(
+        defaults={"iters": 4000, "lr": 1e-2, "target": 1e-3, "polish": 2000, "budget": 600.0}
+    )
     claims = (
         fit_claim(
             "fit",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness import Dataset, fit_claim, non_negative, register_task, trajectory_dataset
+from harness import Dataset, TrainingProtocol, fit_claim, non_negative, register_task, trajectory_dataset
 from tasks._common.physics import lotka_volterra_field
 from tasks.lotka_volterra import LV_PARAMS, LotkaVolterra
 
@@ -19,7 +19,7 @@ class LotkaVolterraNoisy(LotkaVolterra):
     noise floor 2 sigma^2 = 0.02 plus 10%) or 5000 iterations: the plateau lasts longer
     with the noisy, sparser observations (about 2500 iterations on jax-checkpoint).
 
-    Reaching the target is convergence here (`converged_at_target`, the discrepancy
+    Reaching the target is convergence here (`protocol.converged_at_target`, the discrepancy
     principle): below the noise floor the model fits the noise.  Where Adam's 5000
     iterations end on the plateau, the L-BFGS polish runs to the target and stops there
     (numpy-adjoint, seed 0: 58 polish evaluations, fit 9.5%, forward 13%).  Polished to its optimum
@@ -30,8 +30,10 @@ class LotkaVolterraNoisy(LotkaVolterra):
     source = "000 §3.3"
     options = {**LotkaVolterra.options, "n_obs": 41, "noise": 0.1}
     option_ranges = {**LotkaVolterra.option_ranges, "noise": non_negative()}
-    train_defaults = {"iters": 5000, "lr": 1e-2, "target": 0.022, "polish": 2000, "budget": 300.0}
-    converged_at_target = "the noise floor 2 sigma^2 = 0.02 + 10% (discrepancy principle)"
+    protocol = TrainingProtocol(
+        defaults={"iters": 5000, "lr": 1e-2, "target": 0.022, "polish": 2000, "budget": 300.0},
+        converged_at_target="the noise floor 2 sigma^2 = 0.02 + 10% (discrepancy principle)",
+    )
     claims = (
         fit_claim(
             "fit",

@@ -9,6 +9,7 @@ from harness import (
     Dataset,
     Params,
     Predictor,
+    TrainingProtocol,
     adjoint_reference_gradient,
     register_task,
 )
@@ -71,7 +72,7 @@ class LotkaVolterraPairsNN(PairsTask):
             ),
         }
     )
-    train_defaults = {"iters": 1000, "lr": 1e-3, "target": 1e-4, "budget": 300.0}
+    protocol = TrainingProtocol(defaults={"iters": 1000, "lr": 1e-3, "target": 1e-4, "budget": 300.0})
     claims = (
         Claim(
             "interpolates",

@@ -16,6 +16,7 @@ from harness import (
     Params,
     Predictor,
     TimeScaled,
+    TrainingProtocol,
     TrajectoryTask,
     integer,
     positive,
@@ -135,7 +136,9 @@ class LotkaVolterraParams(PairsTask):
 
     name = "lotka_volterra_params"
     source = "002 §3"
-    train_defaults = {"iters": 400, "lr": 0.05, "target": 1e-10, "polish": 200, "budget": 120.0}
+    protocol = TrainingProtocol(
+        defaults={"iters": 400, "lr": 0.05, "target": 1e-10, "polish": 200, "budget": 120.0}
+    )
     claims = (
         Claim(
             "recovers-parameters",

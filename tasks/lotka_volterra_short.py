@@ -8,6 +8,7 @@ from harness import (
     MLP,
     Claim,
     Dataset,
+    TrainingProtocol,
     TrajectoryTask,
     integer,
     non_negative,
@@ -43,7 +44,9 @@ class LotkaVolterraShort(TrajectoryTask):
     source = "002 §4.2"
     options = {"t1": 5.0, "n_obs": 20, "extrap": 5.0, "hidden": 64}
     option_ranges = {"t1": positive(), "n_obs": integer(2), "extrap": non_negative(), "hidden": integer(1)}
-    train_defaults = {"iters": 1000, "lr": 0.1, "target": 0.5, "polish": 4000, "budget": 600.0}
+    protocol = TrainingProtocol(
+        defaults={"iters": 1000, "lr": 0.1, "target": 0.5, "polish": 4000, "budget": 600.0}
+    )
     claims = (
         Claim(
             "interpolates",

@@ -27,6 +27,7 @@ from harness import (
     Examples,
     Params,
     Range,
+    TrainingProtocol,
     UsageError,
     integer,
     positive,
@@ -178,7 +179,7 @@ class OdenetDigits(ImageClassification):
         "width": integer(1),
         "t1": positive(),
     }
-    train_defaults: ClassVar[dict[str, Any]] = {"iters": 50, "lr": 1e-2, "budget": 120.0}
+    protocol = TrainingProtocol(defaults={"iters": 50, "lr": 1e-2, "budget": 120.0})
     claims: ClassVar[tuple[Claim, ...]] = (
         Claim(
             "classifies",

@@ -30,8 +30,9 @@ from harness import (
     Phase,
     PoolLinearHead,
     Range,
+    TrainingProtocol,
     UsageError,
-    default_protocol,
+    default_phases,
     flatten,
     integer,
     positive,
@@ -93,7 +94,6 @@ class OdenetMnist(ImageClassification):
 
     name = "odenet_mnist"
     source = "003 §3.2, §4; Chen et al. 2018, Table 1"
-    needs_batches = True
     #: the example's test batch
     eval_batch = 1000
     #: the reference's adjoint on this non-smooth field (ReLU kinks): 1e-12 takes minutes
@@ -121,16 +121,19 @@ class OdenetMnist(ImageClassification):
         "t1": positive(),
     }
     solver_defaults: ClassVar[dict[str, Any]] = {"rtol": 1e-3, "atol": 1e-3, "dt": 0.25}
-    train_defaults: ClassVar[dict[str, Any]] = {"iters": 12, "lr": 0.1, "budget": 1500.0}
-    protocol = default_protocol(
-        Phase(
-            "minibatch-sgd",
-            "iters",
-            "the learning-rate schedule's last epoch (`iters` counts epochs); converged at the"
-            " plateau of the mean epoch loss",
-            "003 §3.2 and torchdiffeq's examples/odenet_mnist.py: SGD with momentum 0.9, lr 0.1 x"
-            " batch / 128, times 0.1 at 37.5%, 62.5% and 87.5% of the epochs",
-        )
+    protocol = TrainingProtocol(
+        defaults={"iters": 12, "lr": 0.1, "budget": 1500.0},
+        phases=default_phases(
+            Phase(
+                "minibatch-sgd",
+                "iters",
+                "the learning-rate schedule's last epoch (`iters` counts epochs); converged at the"
+                " plateau of the mean epoch loss",
+                "003 §3.2 and torchdiffeq's examples/odenet_mnist.py: SGD with momentum 0.9, lr 0.1 x"
+                " batch / 128, times 0.1 at 37.5%, 62.5% and 87.5% of the epochs",
+            )
+        ),
+        needs_batches=True,
     )
     #: `harness.testing`: 10 / 10 images (one test image per digit), 2 channels (one per
     #: GroupNorm group: the reference's DOP853 then takes ~20 s, not ~200 s), batches of 2

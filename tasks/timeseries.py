@@ -12,6 +12,7 @@ from harness import (
     MLP,
     CheckSettings,
     Dataset,
+    TrainingProtocol,
     TrajectoryTask,
     UsageError,
     flag,
@@ -55,7 +56,7 @@ class TimeSeries(TrajectoryTask):
         "standardise": flag(),
     }
     checks = CheckSettings(options={"hidden": 8})
-    train_defaults = {"iters": 2000, "lr": 1e-2, "polish": 2000, "budget": 600.0}
+    protocol = TrainingProtocol(defaults={"iters": 2000, "lr": 1e-2, "polish": 2000, "budget": 600.0})
 
     def __init__(self, **overrides: Any) -> None:
         super().__init__(**overrides)

@@ -388,7 +388,7 @@ def test_default_fit_recovers_the_correction_term() -> None:
     back-end; alpha, beta, gamma within 1.2%, still converging in phase 3)."""
     task, _, params, *_ = problem("hybrid_lotka_volterra")
     impl = backend("numpy-adjoint", "hybrid_lotka_volterra")
-    info = task.fit(impl, params, iters=task.train_defaults["iters"], lr=task.train_defaults["lr"]).info
+    info = task.fit(impl, params, iters=task.protocol.defaults["iters"], lr=task.protocol.defaults["lr"]).info
     assert info["found_terms"] == ["cat^0.95"]
     assert info["formula_coefficients"][0] == pytest.approx(TRUTH["delta"], rel=0.01)
     assert info["formula_cat_powers"][0] == pytest.approx(TRUTH["cat_power"], rel=0.01)

@@ -75,7 +75,7 @@ def test_parameters_recovered_within_one_percent(impl_name: str) -> None:
     two fast back-ends; the full run records it for all four."""
     task, data, params, *_ = problem("lotka_volterra_params")
     impl = backend(impl_name, "lotka_volterra_params")
-    result = task.fit(impl, params, iters=task.train_defaults["iters"], lr=task.train_defaults["lr"])
+    result = task.fit(impl, params, iters=task.protocol.defaults["iters"], lr=task.protocol.defaults["lr"])
     metrics = task.metrics(lambda t, y0: impl.predict(result.params, t, y0), data, result.params)
     assert metrics["max_param_rel_error"] < 0.01
     assert metrics["max_param_rel_error"] < metrics["report_max_param_rel_error"]

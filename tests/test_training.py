@@ -117,7 +117,6 @@ def test_every_safety_net_stops_training_before_the_cell_timeout() -> None:
     figures, not as a killed cell (odenet_mnist's 2400 s budget once lost a record at 1800 s)."""
     import inspect
 
-    from harness.core.protocols import TRAIN_BASE
     from harness.execution.dask_engine import DaskEngine
     from harness.execution.subprocess_engine import SubprocessEngine
 
@@ -127,5 +126,5 @@ def test_every_safety_net_stops_training_before_the_cell_timeout() -> None:
     )
     registry.discover()
     for name, task in registry.TASKS.items():
-        budget = {**TRAIN_BASE, **task.train_defaults}["budget"]
+        budget = task.protocol.settings()["budget"]
         assert budget <= timeout - 300, (name, budget, timeout)

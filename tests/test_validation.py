@@ -17,7 +17,7 @@ import pytest
 from harness import cli
 from harness.core import registry
 from harness.core.errors import UsageError
-from harness.core.protocols import TRAIN_BASE, AbstractImplementation, AbstractTask
+from harness.core.protocols import AbstractImplementation, AbstractTask
 from harness.core.ranges import (
     PROCESS_RANGES,
     Range,
@@ -29,6 +29,7 @@ from harness.core.ranges import (
     probability,
     text,
 )
+from harness.core.training_protocol import TRAIN_BASE
 from harness.planning.config import SOLVER_RANGES, STOP_KEY, TRAIN_RANGES
 from harness.planning.matrix import plan
 
@@ -298,7 +299,7 @@ def test_every_option_of_every_registered_task_has_a_range() -> None:
         _check_declared(f"task {cls.name}", cls.options, cls.option_ranges)
         for key, default in cls.solver_defaults.items():
             assert key in SOLVER_RANGES and SOLVER_RANGES[key].accepts(default), (cls.name, key)
-        for key, default in cls.training_defaults().items():
+        for key, default in cls.protocol.settings().items():
             assert TRAIN_RANGES[key].accepts(default), (cls.name, key, default)
         check = {**cls.options, **cls.checks.options}
         for key, value in cls.checks.options.items():

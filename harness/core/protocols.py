@@ -1,8 +1,11 @@
-"""The two interfaces of the harness: a Task (a problem) and an Implementation (a back-end).
+"""The two interfaces of the harness: a Task (a problem, its training and its evaluation)
+and an Implementation (a back-end).
 
 A task knows everything about a problem and nothing about a framework; an implementation
 knows everything about a framework and nothing about a problem.  They meet through
 `Dataset`, a declarative model spec (`harness.core.models`) and NumPy parameter dictionaries.
+The task's roles live in their own modules (`problem`, `training_protocol`, `evaluation`,
+`check_settings`); `AbstractTask` composes them.
 """
 
 from __future__ import annotations
@@ -16,25 +19,19 @@ import numpy as np
 
 from harness.core.check_settings import DEFAULT_TOLERANCES, CheckSettings
 from harness.core.composed import compose
-from harness.core.data import (
-    Dataset,
-    Predictor,
-    TrainCallback,
-    TrainResult,
-    mse_loss,
-    mse_loss_cotangent,
-)
+from harness.core.data import Dataset, Predictor, TrainCallback, TrainResult, mse_loss
 from harness.core.devices import parse_device
+from harness.core.evaluation import Evaluation
 from harness.core.models import AbstractModel, Params
+from harness.core.problem import Problem
 from harness.core.ranges import Range
-from harness.core.training_protocol import Phase, default_protocol
+from harness.core.training_protocol import TRAIN_BASE, Phase, TrainingProtocol
 
 if TYPE_CHECKING:  # shape annotations for readers and pyright, no import at run time
     from jaxtyping import Float
 
-    from harness.core.claims import Claim, CrossClaim
-
 __all__ = [
+    "TRAIN_BASE",
     "AbstractImplementation",
     "AbstractTask",
     "Dataset",
@@ -42,125 +39,21 @@ __all__ = [
     "Predictor",
     "TrainCallback",
     "TrainResult",
+    "Training",
     "mse_loss",
 ]
 
-#: training settings every task has (`AbstractTask.training_defaults`): Adam's iterations
-#: (one gradient evaluation each) and learning rate; `target`, the loss at which the Adam
-#: phase stops (0: none; time and evaluations to it are the benchmark); `polish`, the
-#: gradient evaluations of the L-BFGS polish after it (0: none); `gtol`, the convergence
-#: criterion (gradient norm at most `gtol` times its initial norm; also the polish's stop
-#: rule); `budget`, the wall-clock safety net in seconds (0: none); `curriculum`, continuum
-#: learning's step in observations (0: off).  See `harness.numerics.driver`.
-TRAIN_BASE: dict[str, Any] = {
-    "iters": 100,
-    "lr": 1e-2,
-    "target": 0.0,
-    "polish": 0,
-    "gtol": 1e-6,
-    "budget": 1500.0,
-    "curriculum": 0,
-}
 
+class Training:
+    """The training role of a task: its `protocol` and, where the source trains otherwise
+    than by the driver's Adam on the loss, its own `fit`."""
 
-class AbstractTask(abc.ABC):
-    """A problem: data generation, model spec, loss, metrics and training defaults.
-
-    Subclasses set `name`, write a docstring that cites the source document and section,
-    and implement `make_data`, `model` and `metrics`.  Options (`options`) are the
-    task's knobs, overridable from the command line with ``--set key=value``; their
-    types are those of the defaults.
-    """
-
-    name: ClassVar[str]
-    #: source document and section, e.g. "000 §3.2"
-    source: ClassVar[str]
-    #: task options and their defaults (types are taken from the defaults)
-    options: ClassVar[dict[str, Any]] = {}
-    #: the valid values of every option (`harness.core.ranges`), checked before any cell
-    #: starts; a registered task declares one for each of its `options`
-    option_ranges: ClassVar[dict[str, Range]] = {}
-    #: solver defaults shared by all back-ends of this task: rtol and atol for the adaptive
-    #: solvers, the largest RK4 step `dt` (each observation interval is split into
-    #: ceil(interval / dt) equal steps)
-    solver_defaults: ClassVar[dict[str, Any]] = {"rtol": 1e-7, "atol": 1e-7, "dt": 0.1}
-    #: training defaults (keys of `TRAIN_BASE`, the rest taken from there): optimiser is
-    #: Adam everywhere unless a task says otherwise
-    train_defaults: ClassVar[dict[str, Any]] = {"iters": 100, "lr": 1e-2}
-    #: why a model whose loss reached the training target counts as converged (e.g. the
-    #: noise floor: the discrepancy principle), or "" (the target is a milestone only);
-    #: see `harness.numerics.driver.convergence`
-    converged_at_target: ClassVar[str] = ""
-    #: whether `Dataset.y_true` is a noise-free truth; False for real data, whose only
-    #: truth is the observations (figures, captions and records say which)
-    noise_free_truth: ClassVar[bool] = True
-    #: the source's results this task reproduces, judged after every training run
-    #: how it trains (`harness.core.training_protocol`): its first phase (Adam, or the
-    #: task's own, run by `fit`), then the L-BFGS polish; each with its budget and why
-    protocol: ClassVar[tuple[Phase, ...]] = default_protocol()
-    claims: ClassVar[tuple[Claim, ...]] = ()
-    #: results of the source that compare this task with another (e.g. the ODENet's accuracy
-    #: against the ResNet's), judged when both tasks' records are present
-    cross_claims: ClassVar[tuple[CrossClaim, ...]] = ()
-    #: metrics that `fit` adds through `TrainResult.info` (claims may test them; an
-    #: untrained model's `metrics` lacks them)
-    fit_metrics: ClassVar[tuple[str, ...]] = ()
-    #: whether the task trains on mini-batches (`AbstractImplementation.value_and_grad_batch`):
-    #: a back-end without them is skipped
-    needs_batches: ClassVar[bool] = False
-    #: how `harness.testing` checks the task: small options, solver settings, the
-    #: finite-difference step and the tolerances, each with its reason (`CheckSettings`)
-    checks: ClassVar[CheckSettings] = CheckSettings(tolerances=DEFAULT_TOLERANCES)
-
-    @property
-    def state_names(self) -> tuple[str, ...]:
-        """The names of the state components, for figures and tables (e.g. a CSV file's
-        column names); empty: `y[0]`, `y[1]`, ..."""
-        return ()
-
-    @classmethod
-    def training_defaults(cls) -> dict[str, Any]:
-        """`TRAIN_BASE` updated with the task's `train_defaults`."""
-        return {**TRAIN_BASE, **cls.train_defaults}
+    #: how it trains (`TrainingProtocol`)
+    protocol: ClassVar[TrainingProtocol] = TrainingProtocol()
 
     def phases(self) -> tuple[Phase, ...]:
-        """The protocol this instance trains by (an option may choose it)."""
-        return self.protocol
-
-    def __init__(self, **overrides: Any) -> None:
-        unknown = set(overrides) - set(self.options)
-        if unknown:
-            raise KeyError(f"unknown option(s) {sorted(unknown)} for task {self.name}")
-        self.config: dict[str, Any] = {**self.options, **overrides}
-
-    def __getattr__(self, key: str) -> Any:
-        config = self.__dict__.get("config", {})
-        if key in config:
-            return config[key]
-        raise AttributeError(key)
-
-    @abc.abstractmethod
-    def make_data(self, seed: int) -> Dataset:
-        """Observations, deterministic per seed."""
-
-    @property
-    @abc.abstractmethod
-    def model(self) -> AbstractModel:
-        """The declarative model spec every back-end builds natively."""
-
-    def init_params(self, seed: int) -> Params:
-        """Initial parameters as NumPy arrays, the same for every back-end."""
-        return self.model.init_params(seed)
-
-    def loss(self, pred: Any, obs: Any) -> Any:
-        """Training loss on observations (array API); MSE unless the source says otherwise."""
-        return mse_loss(pred, obs)
-
-    def loss_cotangent(self, pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
-        """dL/d pred of `loss` in NumPy: the jumps of the continuous adjoint at the
-        observation times (000 §2, eq. 2.3).  A task that overrides `loss` overrides this too,
-        or the hand-written adjoint (numpy-adjoint) cannot run it."""
-        return mse_loss_cotangent(pred, obs)
+        """The phases this instance trains by (an option may choose them)."""
+        return self.protocol.phases
 
     def fit(
         self,
@@ -174,34 +67,39 @@ class AbstractTask(abc.ABC):
     ) -> TrainResult:
         """Train from `params` on back-end `impl`, for tasks whose source trains otherwise
         than by Adam on `loss` (several phases, frozen parameters, a growing window, a fit
-        without ODE solves), building further back-ends of the same class with
+        without ODE solves, mini-batches), building further back-ends of the same class with
         `impl.rebuild(task, data)` and training through the driver
-        (`harness.numerics.driver`).  The returned parameters are those of `self.model`;
+        (`harness.numerics.driver`).  The returned parameters are those of the task's model;
         `TrainResult.info` carries what else the fit found.
 
         A task that does not override it is trained by the driver's Adam on `loss`
         (`harness.numerics.training.fit`, which calls this method only when overridden).
         """
+        name = getattr(self, "name", type(self).__name__)
         raise NotImplementedError(
-            f"task {self.name} trains by the driver's Adam: call harness.numerics.training.fit"
+            f"task {name} trains by the driver's Adam: call harness.numerics.training.fit"
         )
 
-    @abc.abstractmethod
-    def reference_gradient(self, params: Params, data: Dataset) -> tuple[float, Params, str]:
-        """Loss and gradient at `params` from an independent, tight-tolerance method.
 
-        **Returns:** `(loss, grad, how)` where `how` says how the reference was obtained
-        (`harness.numerics.trajectory_task.TrajectoryTask` solves the forward sensitivity
-        equations; tasks with a closed form override it).
-        """
+class AbstractTask(Problem, Training, Evaluation):
+    """A task: the roles it composes (#27), each in its own module.
 
-    @abc.abstractmethod
-    def metrics(self, predict: Predictor, data: Dataset, params: Params) -> dict[str, float]:
-        """Task metrics of a trained model, computed through the back-end's `predict`."""
+    - the problem (`harness.core.problem.Problem`): `name`, `source` (and a docstring that
+      cites the source document and section), `options`, `make_data`, `model`, `loss`,
+      `reference_gradient`;
+    - its training (`harness.core.training_protocol.Training`): `protocol`, a
+      `TrainingProtocol`, and its own `fit` where the source trains otherwise than by Adam;
+    - its evaluation (`harness.core.evaluation.Evaluation`): `metrics`, `trajectories`,
+      `claims`, `cross_claims`;
+    - its test settings: `checks`, a `CheckSettings`.
 
-    @abc.abstractmethod
-    def trajectories(self, predict: Predictor, data: Dataset) -> dict[str, np.ndarray]:
-        """What the trajectory figure draws (arrays `t_obs, y_obs, t, y_true, y_pred`)."""
+    `harness.numerics.trajectory_task.TrajectoryTask` supplies all but the problem's data
+    and model for a vector field observed along trajectories.
+    """
+
+    #: how `harness.testing` checks the task: small options, solver settings, the
+    #: finite-difference step and the tolerances, each with its reason (`CheckSettings`)
+    checks: ClassVar[CheckSettings] = CheckSettings(tolerances=DEFAULT_TOLERANCES)
 
 
 class HasEnergy(abc.ABC):
@@ -281,7 +179,7 @@ class AbstractImplementation(abc.ABC):
         if not isinstance(core, cls.builds):
             what = core.label if composed.composite is None else f"the core {core.label}"
             return f"{cls.name} does not build {what} (it builds subclasses of {bases})"
-        if task.needs_batches and not cls.trains_on_batches():
+        if task.protocol.needs_batches and not cls.trains_on_batches():
             return f"{cls.name} does not train on mini-batches, which {task.name} needs"
         if parse_device(device)[0] not in cls.devices:
             return f"{cls.name} runs on {', '.join(cls.devices)} only, not {device}"

@@ -17,7 +17,11 @@ from harness.core import plugins
 from harness.core.check_settings import LEGACY_NAMES
 from harness.core.errors import UsageError, choices
 from harness.core.protocols import AbstractImplementation, AbstractTask
-from harness.core.training_protocol import check_protocol
+from harness.core.training_protocol import (
+    LEGACY_TRAINING_NAMES,
+    TrainingProtocol,
+    check_protocol,
+)
 
 __all__ = [
     "IMPLEMENTATIONS",
@@ -53,19 +57,34 @@ def _register(kind: str, table: dict[str, Any], cls: type) -> None:
 def register_task(cls: T) -> T:
     """Class decorator: register a task under `cls.name` (a `UsageError` if it is taken or
     its training protocol cannot run: `harness.core.training_protocol.check_protocol`)."""
-    legacy = [
-        f"{old} is now checks = CheckSettings({new}=...)"
-        for old, new in LEGACY_NAMES.items()
-        if old in vars(cls)
-    ]
+    legacy = legacy_names(cls)
     if legacy:
         raise UsageError(f"task {getattr(cls, 'name', cls.__qualname__)}: {'; '.join(legacy)} (#27)")
     try:
-        check_protocol(cls.name, cls.protocol, own_fit=cls.fit is not AbstractTask.fit)
+        check_protocol(cls.name, cls.protocol.phases, own_fit=cls.fit is not AbstractTask.fit)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     _register("task", TASKS, cls)
     return cls
+
+
+def legacy_names(cls: type) -> list[str]:
+    """What `cls` still sets under a name the task's roles replaced (#27), one message each
+    naming its new place: the test settings (`CheckSettings`) and the training protocol
+    (`TrainingProtocol`)."""
+    found = [
+        f"{old} is now checks = CheckSettings({new}=...)"
+        for old, new in LEGACY_NAMES.items()
+        if old in vars(cls)
+    ]
+    found += [
+        f"{old} is now protocol = TrainingProtocol({new}=...)"
+        for old, new in LEGACY_TRAINING_NAMES.items()
+        if old in vars(cls)
+    ]
+    if not isinstance(getattr(cls, "protocol", None), TrainingProtocol):
+        found.append("protocol is now a TrainingProtocol(phases=..., defaults=...), not a tuple of phases")
+    return found
 
 
 def register_implementation(cls: I) -> I:

@@ -71,9 +71,10 @@ def _whole_schedule(epoch_losses: list[float] | None, epochs: int) -> list[float
 
 
 def _target_floor(task: AbstractTask, train: Mapping[str, Any]) -> tuple[float, str] | None:
-    """The task's target as a convergence floor (`AbstractTask.converged_at_target`)."""
+    """The task's target as a convergence floor (`TrainingProtocol.converged_at_target`)."""
     target = float(train.get("target", 0.0))
-    return (target, task.converged_at_target) if task.converged_at_target and target > 0 else None
+    why = task.protocol.converged_at_target
+    return (target, why) if why and target > 0 else None
 
 
 def measure_cell(

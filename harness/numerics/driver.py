@@ -242,7 +242,7 @@ def convergence(
       bound can be below that error);
     - the loss reached a `floor` = (loss, why) the task declares as convergence, e.g. the
       noise floor of noisy data (the discrepancy principle: below it a model fits the noise;
-      `AbstractTask.converged_at_target`);
+      `TrainingProtocol.converged_at_target`);
     - mini-batch training reached its plateau: `epoch_losses`, the mean training loss of
       each epoch of a schedule that ran to its end, changed by at most `PLATEAU_RTOL` over
       the last epoch (None: training was not by mini-batches, or stopped early).

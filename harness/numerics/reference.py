@@ -14,8 +14,8 @@ from typing import Any, cast
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from harness.core.data import Dataset, mse_loss, mse_loss_cotangent
 from harness.core.models import AbstractMap, AbstractVectorField, Composite, Params, flatten, unflatten
-from harness.core.protocols import Dataset, mse_loss, mse_loss_cotangent
 
 __all__ = [
     "adjoint_reference_gradient",

@@ -188,7 +188,7 @@ def train_cell(
     back-end's loss (`harness.numerics.driver.lbfgs`) for at most that many evaluations,
     until the gradient norm is at most `train["gtol"]` x `grad_norm_init` (the convergence
     criterion) or L-BFGS-B stops by itself.  A target reached by the fit ends the fit only
-    (and the polish too where reaching it is convergence: `converged_at_target`).
+    (and the polish too where reaching it is convergence: `TrainingProtocol.converged_at_target`).
     `monitor.stopped` ends as "converged" (the polish's stop), "target" (no polish), "iters"
     (evaluations spent) or "budget" (the wall-clock safety net); `info["polish_*"]` say how
     the polish went, `info["phases"]` what each declared phase took (the record's
@@ -210,12 +210,12 @@ def train_cell(
     result.info["phases"] = taken + [phase.as_dict(train, 0) for phase in rest]
     if not rest or polish <= 0 or monitor.stopped == "budget":
         return result
-    if task.converged_at_target and monitor.iters_to_target is not None:
+    if task.protocol.converged_at_target and monitor.iters_to_target is not None:
         monitor.stopped = "converged"  # the fit reached the floor: no polish below it
         return result
     monitor.stopped = "iters"  # the target ended the first phase, not training
     # nor does it end the polish (it is still recorded), unless reaching it is convergence
-    monitor.stop_at_target = bool(task.converged_at_target)
+    monitor.stop_at_target = bool(task.protocol.converged_at_target)
     polished = driver.lbfgs(
         impl,
         result.params,

@@ -44,7 +44,7 @@ SOLVER_RANGES: dict[str, Range] = {
     "dt": positive(),
     TOL_ALIAS: positive(),
 }
-#: the valid values of the training options (`harness.core.protocols.TRAIN_BASE`): target
+#: the valid values of the training options (`harness.core.training_protocol.TRAIN_BASE`): target
 #: and budget 0 mean none, curriculum 0 off
 TRAIN_RANGES: dict[str, Range] = {
     "iters": integer(0),
@@ -184,7 +184,7 @@ def split_options(
         for k, v in sets.items()
         if k in impl_cls.options
     }
-    defaults = task_cls.training_defaults()
+    defaults = task_cls.protocol.settings()
     train: dict[str, Any] = {
         k: cast_value(k, sets.get(k, defaults[k]), defaults[k], TRAIN_RANGES[k]) for k in TRAIN_KEYS
     }
@@ -220,7 +220,7 @@ def validate_keys(
             ranges.setdefault(key, []).append(valid)
     for task in tasks:
         defaults.update(
-            {**task.solver_defaults, **task.training_defaults(), TOL_ALIAS: task.solver_defaults["rtol"]}
+            {**task.solver_defaults, **task.protocol.settings(), TOL_ALIAS: task.solver_defaults["rtol"]}
         )
         for key in [*task.solver_defaults, TOL_ALIAS]:
             ranges.setdefault(key, []).append(_solver_range(key))

@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.check_settings import LEGACY_NAMES, CheckSettings
+from harness.core.check_settings import CheckSettings
 from harness.core.claims import Claim
 from harness.core.models import Params
-from harness.core.protocols import TRAIN_BASE, AbstractTask, Dataset
+from harness.core.protocols import AbstractTask, Dataset
+from harness.core.registry import legacy_names
+from harness.core.training_protocol import TrainingProtocol
 
 __all__ = [
     "TASK_CHECKS",
@@ -83,8 +85,8 @@ def check_metadata(cls: type[AbstractTask], fail: Fail) -> None:
         isinstance(source, str) and source.strip(),
         f"`source` must name the source document and section, not {source!r}",
     )
-    for old, new in LEGACY_NAMES.items():
-        fail("metadata", old not in vars(cls), f"{old} is now checks = CheckSettings({new}=...) (#27)")
+    for message in legacy_names(cls):
+        fail("metadata", False, f"{message} (#27)")
     doc = cls.__dict__.get("__doc__")
     fail(
         "metadata",
@@ -117,11 +119,9 @@ def check_options(cls: type[AbstractTask], options: Mapping[str, Any], fail: Fai
             fail(
                 "options", ok, f"{where}: {key}={value!r} is not a {type(default).__name__} like its default"
             )
-    train = cls.training_defaults()
-    unknown = set(cls.train_defaults) - set(TRAIN_BASE)
-    fail(
-        "options", not unknown, f"train_defaults: unknown keys {sorted(unknown)}; valid: {sorted(TRAIN_BASE)}"
-    )
+    if not isinstance(cls.protocol, TrainingProtocol):
+        return  # a legacy tuple of phases: `check_metadata` says so
+    train = cls.protocol.settings()  # TrainingProtocol refuses unknown keys when it is made
     fail(
         "options",
         type(train["iters"]) is int and train["iters"] > 0,

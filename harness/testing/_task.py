@@ -271,7 +271,7 @@ def _check_metrics(
         isinstance(metrics, dict) and all(isinstance(k, str) for k in metrics),
         "metrics must return a dict with string keys",
     )
-    available = set(metrics) | set(task.fit_metrics)
+    available = set(metrics) | set(task.protocol.fit_metrics)
     for claim in task.claims:
         for metric in (claim.metric, claim.ratio_to):
             fail(
@@ -279,7 +279,8 @@ def _check_metrics(
                 metric is None or metric in available,
                 lambda metric=metric, claim=claim: (
                     f"claim {claim.id!r} tests metric {metric!r}, which metrics(...) does not return"
-                    f" (it returns {sorted(metrics)}; `fit_metrics` adds {list(task.fit_metrics)})"
+                    f" (it returns {sorted(metrics)};"
+                    f" `protocol.fit_metrics` adds {list(task.protocol.fit_metrics)})"
                 ),
             )
     drawn = task.trajectories(predict, data)

@@ -90,7 +90,7 @@ class ImageClassification(AbstractTask):
 
     A member sets the options `data_dir`, `n_train`, `n_test` and `t1` among its own, and
     `model`, `packaged` and `features`.  It trains by the driver's full-batch Adam, or with
-    `needs_batches` by mini-batch SGD with momentum (options `batch_size` and `momentum`,
+    `protocol.needs_batches` by mini-batch SGD with momentum (options `batch_size` and `momentum`,
     the learning rate `lr` x batch / 128 with torchdiffeq's step decay, `iters` counting
     epochs), measuring the gradient of the first `measured_batch` training images.
     """
@@ -196,14 +196,14 @@ class ImageClassification(AbstractTask):
         callback: TrainCallback | None = None,
         curriculum: int = 0,
     ) -> TrainResult:
-        """Full-batch Adam on the measured batch (the driver's), or with `needs_batches`
+        """Full-batch Adam on the measured batch (the driver's), or with `protocol.needs_batches`
         `iters` epochs of mini-batch SGD with momentum on the training set
         (`harness.numerics.minibatch.minibatch_sgd`), the learning rate `lr` x batch / 128
         with torchdiffeq's step decay, test accuracy after every epoch and NFE per batch at
         the trained weights."""
         if curriculum > 0:
             raise ValueError(f"task {self.name} does not train by continuum learning (curriculum=0)")
-        if not self.needs_batches:
+        if not self.protocol.needs_batches:
             return adam(impl, params, iters=iters, lr=lr, callback=callback)
         data = classification_data(impl.data)
 

@@ -13,6 +13,7 @@ from harness import (
     Dataset,
     InputTransformed,
     Params,
+    TrainingProtocol,
     TrajectoryTask,
     integer,
     non_negative,
@@ -86,7 +87,7 @@ class Spiral(TrajectoryTask):
     #: small options for `harness.testing.check_task`
     checks = CheckSettings(options={"t1": 2.0, "n_obs": 21, "extrap": 1.0, "hidden": 16})
     solver_defaults = {"rtol": 1e-7, "atol": 1e-7, "dt": 0.025}
-    train_defaults = {"iters": 600, "lr": 1e-2, "target": 1e-3, "budget": 120.0}
+    protocol = TrainingProtocol(defaults={"iters": 600, "lr": 1e-2, "target": 1e-3, "budget": 120.0})
     claims = (
         Claim(
             "fit",
