@@ -51,7 +51,7 @@ def safe_import() -> Iterator[Imported]:
 with safe_import() as _harness:
     from harness.core import registry
     from harness.core.models import Params
-    from harness.core.protocols import AbstractImplementation
+    from harness.core.protocols import AbstractBackend
     from harness.execution.build import build_cell
     from harness.planning.cell import Cell
 
@@ -64,7 +64,7 @@ def _names(kind: str) -> list[str]:
     if not _harness.ok:
         return [UNAVAILABLE]
     registry.discover()
-    return sorted(registry.TASKS if kind == "task" else registry.IMPLEMENTATIONS)
+    return sorted(registry.TASKS if kind == "task" else registry.BACKENDS)
 
 
 TASKS: list[str] = _names("task")
@@ -77,7 +77,7 @@ def require(task: str, impl: str, *, device: str = "cpu") -> None:
     """Raise `NotImplementedError` (asv: skipped) unless `impl` can run `task` here."""
     if not _harness.ok:
         raise NotImplementedError(f"harness not importable at this commit: {_harness.error}")
-    cls = registry.get_implementation(impl)
+    cls = registry.get_backend(impl)
     if missing := cls.missing():
         raise NotImplementedError(f"{impl} unavailable ({', '.join(missing)} missing): {cls.install}")
     if reason := cls.skip(registry.get_task(task)(), device):
@@ -93,7 +93,7 @@ def make_cell(task: str, impl: str, *, device: str = "cpu", dtype: str = "float6
     # commits before harness.planning.matrix: the same defaults, resolved by harness.planning.config
     from harness.planning.config import split_options
 
-    cfg = split_options({}, registry.get_task(task), registry.get_implementation(impl))
+    cfg = split_options({}, registry.get_task(task), registry.get_backend(impl))
     return {
         "task": task,
         "impl": impl,
@@ -107,7 +107,7 @@ def make_cell(task: str, impl: str, *, device: str = "cpu", dtype: str = "float6
     }
 
 
-def build(task: str, impl: str) -> tuple[AbstractImplementation, Params]:
+def build(task: str, impl: str) -> tuple[AbstractBackend, Params]:
     """The set-up back-end and initial parameters of the cell, or `NotImplementedError`."""
     require(task, impl)
     return build_cell(make_cell(task, impl))

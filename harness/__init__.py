@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # the names for readers and type checkers; loaded lazily at run time
     from harness.api import MLP as MLP
-    from harness.api import AbstractImplementation as AbstractImplementation
+    from harness.api import AbstractBackend as AbstractBackend
     from harness.api import AbstractMap as AbstractMap
     from harness.api import AbstractModel as AbstractModel
     from harness.api import AbstractTask as AbstractTask
@@ -63,7 +63,7 @@ if TYPE_CHECKING:  # the names for readers and type checkers; loaded lazily at r
     from harness.api import one_of as one_of
     from harness.api import positive as positive
     from harness.api import probability as probability
-    from harness.api import register_implementation as register_implementation
+    from harness.api import register_backend as register_backend
     from harness.api import register_task as register_task
     from harness.api import rmse as rmse
     from harness.api import solve_truth as solve_truth
@@ -74,11 +74,26 @@ if TYPE_CHECKING:  # the names for readers and type checkers; loaded lazily at r
     from harness.api import unflatten as unflatten
 
 
+#: public names that #27 renamed (one word for the back-end, one for the phases), and
+#: their new names: still importable, with a DeprecationWarning, until a release drops them
+RENAMED = {
+    "AbstractImplementation": "AbstractBackend",
+    "register_implementation": "register_backend",
+    "default_protocol": "default_phases",
+}
+
+
 def __getattr__(name: str) -> Any:
     """A name of the public API, imported from `harness.api` on first use (PEP 562)."""
     api = importlib.import_module("harness.api")
     if name in api.__all__:
         return getattr(api, name)
+    if name in RENAMED:
+        import warnings
+
+        new = RENAMED[name]
+        warnings.warn(f"harness.{name} is now harness.{new} (#27)", DeprecationWarning, stacklevel=2)
+        return getattr(api, new)
     raise AttributeError(f"module 'harness' has no attribute {name!r}")
 
 

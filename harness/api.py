@@ -27,9 +27,9 @@ from harness.core.models import (
     flatten,
     unflatten,
 )
-from harness.core.protocols import AbstractImplementation, AbstractTask, HasEnergy
+from harness.core.protocols import AbstractBackend, AbstractTask, HasEnergy
 from harness.core.ranges import Range, flag, integer, non_negative, one_of, positive, probability, text
-from harness.core.registry import register_implementation, register_task
+from harness.core.registry import register_backend, register_task
 from harness.core.training_protocol import Phase, TrainingProtocol, default_phases
 from harness.numerics.datasets import solve_truth, trajectory_dataset
 from harness.numerics.driver import adam
@@ -47,7 +47,7 @@ from harness.zoo.convnets import ConvDownsampling, ConvODEField, ConvResBlocks, 
 
 __all__ = [
     "MLP",
-    "AbstractImplementation",
+    "AbstractBackend",
     "AbstractMap",
     "AbstractModel",
     "AbstractTask",
@@ -96,7 +96,7 @@ __all__ = [
     "one_of",
     "positive",
     "probability",
-    "register_implementation",
+    "register_backend",
     "register_task",
     "rmse",
     "solve_truth",

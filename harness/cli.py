@@ -174,7 +174,7 @@ def cmd_list() -> int:
     print(tabulate(tasks, headers="keys", tablefmt="github"))
     print()
     impls = []
-    for name, cls in sorted(registry.IMPLEMENTATIONS.items()):
+    for name, cls in sorted(registry.BACKENDS.items()):
         missing = cls.missing()
         impls.append(
             {

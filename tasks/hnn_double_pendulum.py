@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from harness import (
-    AbstractImplementation,
+    AbstractBackend,
     CheckSettings,
     Claim,
     CrossClaim,
@@ -228,7 +228,7 @@ class HNNDoublePendulum(DoublePendulum):
 
     def fit(
         self,
-        impl: AbstractImplementation,
+        impl: AbstractBackend,
         params: Params,
         *,
         iters: int,

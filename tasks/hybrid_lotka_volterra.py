@@ -18,7 +18,7 @@ import numpy as np
 
 from harness import (
     MLP,
-    AbstractImplementation,
+    AbstractBackend,
     CheckSettings,
     Claim,
     Dataset,
@@ -310,7 +310,7 @@ class HybridLotkaVolterra(TrajectoryTask):
 
     def fit(
         self,
-        impl: AbstractImplementation,
+        impl: AbstractBackend,
         params: Params,
         *,
         iters: int,
@@ -427,7 +427,7 @@ class HybridLotkaVolterra(TrajectoryTask):
         return library, fit
 
     def formula_info(
-        self, impl: AbstractImplementation, terms: Sequence[Monomial], initial: Params, final: Params
+        self, impl: AbstractBackend, terms: Sequence[Monomial], initial: Params, final: Params
     ) -> dict[str, Any]:
         """What the retraining made of the found formula (JSON-able): `retrained_info`,
         the predation term's errors and the formula's trajectory errors."""

@@ -57,9 +57,9 @@ def problem(task_name: str):
 
 
 def backend(impl_name: str, task_name: str):
-    """A set-up implementation on `problem(task_name)`, or a pytest skip with the reason
+    """A set-up back-end on `problem(task_name)`, or a pytest skip with the reason
     (`harness.testing.backend`)."""
-    return testing.backend(registry.IMPLEMENTATIONS[impl_name], problem(task_name)[0])
+    return testing.backend(registry.BACKENDS[impl_name], problem(task_name)[0])
 
 
 rel_error = testing.rel_error
@@ -104,7 +104,7 @@ LOCKS_VARIABLE = "PYTEST_HARNESS_LOCKS"
 
 def parents() -> dict[str, type]:
     """Back-ends whose class subclasses another registered back-end's, with that parent."""
-    classes = registry.IMPLEMENTATIONS
+    classes = registry.BACKENDS
     return {
         name: other
         for name, cls in classes.items()
@@ -132,7 +132,7 @@ def _exhaustive(impl: str, task: str, check: str, derived: dict[str, type], kept
     if parent is None or check in ("gradient", "pure"):
         return False
     if check == "predict":
-        return registry.IMPLEMENTATIONS[impl].predict is parent.predict
+        return registry.BACKENDS[impl].predict is parent.predict
     return task not in kept
 
 
@@ -141,9 +141,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     derived, kept = parents(), one_task_per_model_kind()
     for item in items:
         call = getattr(item, "callspec", None)
-        if call is None or not item.nodeid.startswith(
-            "tests/test_conformance.py::test_implementation_conforms"
-        ):
+        if call is None or not item.nodeid.startswith("tests/test_conformance.py::test_backend_conforms"):
             continue
         impl, task, check = (call.params[k] for k in ("impl_name", "task_name", "check"))
         if _exhaustive(impl, task, check, derived, kept):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("harness", "tasks", "implementations")
+PACKAGES = ("harness", "tasks", "backends")
 
 #: layer ranks: a module may import modules of its own rank or lower, never higher
 RANKS = {
@@ -23,7 +23,7 @@ RANKS = {
     "harness.execution": 4,
     "harness.reporting": 5,
     "tasks": 2,
-    "implementations": 2,
+    "backends": 2,
     "harness.testing": 6,
     "harness.studies": 6,
     "harness.devtools": 6,
@@ -182,3 +182,20 @@ def test_the_fault_hook_is_out_of_the_measurement_path() -> None:
     assert "harness.execution.faults" in _imports(
         "harness.execution.worker", MODULES["harness.execution.worker"]
     )
+
+
+def test_renamed_public_names_still_import_with_a_deprecation_warning() -> None:
+    """#27 gave the back-end one word in code (`AbstractBackend`, `register_backend`, the
+    `backends` package) and the phases their own (`default_phases`): a plugin written against
+    the old names still loads, told the new name once per use."""
+    import warnings
+
+    import harness
+
+    for old, new in harness.RENAMED.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert getattr(harness, old) is getattr(harness, new)
+        assert [str(w.message) for w in caught] == [f"harness.{old} is now harness.{new} (#27)"]
+        assert issubclass(caught[0].category, DeprecationWarning)
+    assert not hasattr(harness, "register_nothing")

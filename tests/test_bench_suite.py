@@ -49,7 +49,7 @@ def test_params_cover_the_registries(cls: type) -> None:
     assert cls.param_names == ("task", "impl")
     tasks, impls = cls.params
     assert tasks == sorted(registry.TASKS)
-    assert impls == sorted(registry.IMPLEMENTATIONS)
+    assert impls == sorted(registry.BACKENDS)
     assert _benchmark_methods(cls)
     for name in _benchmark_methods(cls):
         if name.startswith("track_"):
@@ -69,7 +69,7 @@ def test_cells_are_the_command_lines() -> None:
 def test_setup_skips_an_unavailable_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     from benchmarks import bench_gradient, bench_solve, common
 
-    cls = registry.get_implementation("numpy-adjoint")
+    cls = registry.get_backend("numpy-adjoint")
     monkeypatch.setattr(cls, "requires", ("no_such_module_for_this_test",))
     for bench in (bench_gradient.ValueAndGrad(), bench_gradient.FirstCall(), bench_solve.ForwardSolve()):
         with pytest.raises(NotImplementedError, match="no_such_module_for_this_test"):

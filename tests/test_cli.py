@@ -14,7 +14,7 @@ import pytest
 from harness import cli
 from harness.core import registry
 from harness.core.models import AbstractVectorField
-from harness.core.protocols import AbstractImplementation
+from harness.core.protocols import AbstractBackend
 from harness.store.results import load_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,7 +75,7 @@ def test_corrupt_results_file_is_named(tmp_path: Path) -> None:
 def test_list_names_every_task_and_backend() -> None:
     proc = harness("list")
     assert proc.returncode == 0
-    for name in [*registry.TASKS, *registry.IMPLEMENTATIONS]:
+    for name in [*registry.TASKS, *registry.BACKENDS]:
         assert name in proc.stdout
     # each task's training protocol with its default budgets (#25)
     assert "| adam (500) -> lbfgs (2000) " in _row(proc.stdout, "double_pendulum")
@@ -111,7 +111,7 @@ def test_a_plugin_task_end_to_end_on_every_backend(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode in (0, 1), proc.stderr  # 1: a claim not reached in 3 iterations
     records = load_records(out)
-    assert {r["impl"] for r in records} == set(registry.IMPLEMENTATIONS)
+    assert {r["impl"] for r in records} == set(registry.BACKENDS)
     for rec in records:
         if rec["status"] == "skipped":
             assert rec["reason"].startswith("unavailable") or "does not" in rec["reason"]
@@ -139,7 +139,7 @@ def test_a_plugin_task_end_to_end_on_every_backend(tmp_path: Path) -> None:
     assert len(lines) == len(records) and all(json.loads(line)["run_id"] for line in lines)
 
 
-class _MissingLibrary(AbstractImplementation):
+class _MissingLibrary(AbstractBackend):
     """A back-end whose framework is not installed."""
 
     name = "test-missing-library"
@@ -150,7 +150,7 @@ class _MissingLibrary(AbstractImplementation):
 
 
 def test_missing_library_is_skipped_and_others_still_run(tmp_path: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setitem(registry.IMPLEMENTATIONS, _MissingLibrary.name, _MissingLibrary)
+    monkeypatch.setitem(registry.BACKENDS, _MissingLibrary.name, _MissingLibrary)
     out = tmp_path / "run"
     code = cli.main(
         [

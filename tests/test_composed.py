@@ -136,8 +136,6 @@ def _model_kind_checks(path: Path) -> list[str]:
 def test_no_back_end_branches_on_model_kinds() -> None:
     """#27: the harness composes encoder and decoder around the core once
     (`ComposedModel`); back-ends only declare the core kinds they build."""
-    found = [
-        hit for path in sorted((ROOT / "implementations").glob("*.py")) for hit in _model_kind_checks(path)
-    ]
+    found = [hit for path in sorted((ROOT / "backends").glob("*.py")) for hit in _model_kind_checks(path)]
     assert found == []
     assert _model_kind_checks(ROOT / "harness" / "core" / "composed.py")  # the check can fail

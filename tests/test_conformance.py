@@ -1,5 +1,5 @@
 """Conformance: every task through `harness.testing.check_task`, every back-end on every
-task through `harness.testing.implementation_check` (the checks of `check_implementation`),
+task through `harness.testing.backend_check` (the checks of `check_backend`),
 against the task's reference gradient and against the other back-ends from the same
 initial weights.
 
@@ -25,20 +25,20 @@ from harness.core.protocols import TrainResult
 from harness.numerics import driver
 
 TASKS = sorted(registry.TASKS)
-IMPLS = sorted(registry.IMPLEMENTATIONS)
+IMPLS = sorted(registry.BACKENDS)
 #: `pure` (value_and_grad a pure function, as the training driver needs) and training are
 #: checked on this task only
 TRAIN_TASK = "lotka_volterra"
 
 
 def problem(task_name: str):
-    """The task at its `checks.options` (the sizes `check_implementation` uses; odenet_mnist's
+    """The task at its `checks.options` (the sizes `check_backend` uses; odenet_mnist's
     reference gradient takes ~20 s there, ~46 s at the default options), computed once."""
     return testing.problem(task_name).astuple()
 
 
 def backend(impl_name: str, task_name: str):
-    return testing.backend(registry.IMPLEMENTATIONS[impl_name], task_name)
+    return testing.backend(registry.BACKENDS[impl_name], task_name)
 
 
 @testing.parametrize_tasks()
@@ -46,21 +46,21 @@ def test_task_conforms(task_name: str) -> None:
     testing.check_task(registry.TASKS[task_name])
 
 
-@pytest.mark.parametrize("check", [c for c in testing.IMPLEMENTATION_CHECKS if c != "pure"])
+@pytest.mark.parametrize("check", [c for c in testing.BACKEND_CHECKS if c != "pure"])
 @testing.parametrize_tasks()
-@testing.parametrize_implementations()
-def test_implementation_conforms(impl_name: str, task_name: str, check: str) -> None:
+@testing.parametrize_backends()
+def test_backend_conforms(impl_name: str, task_name: str, check: str) -> None:
     """skip honest, gradient against the reference, predict forward and backward, NFE counts."""
     task = problem(task_name)[0]
-    reason = testing.implementation_check(registry.IMPLEMENTATIONS[impl_name], task, check)
+    reason = testing.backend_check(registry.BACKENDS[impl_name], task, check)
     if reason is not None and check != "skip":  # "skip" passed: the reason is honest
         pytest.skip(reason)
 
 
-@testing.parametrize_implementations()
+@testing.parametrize_backends()
 def test_value_and_grad_is_pure(impl_name: str) -> None:
     task = problem(TRAIN_TASK)[0]
-    reason = testing.implementation_check(registry.IMPLEMENTATIONS[impl_name], task, "pure")
+    reason = testing.backend_check(registry.BACKENDS[impl_name], task, "pure")
     if reason is not None:
         pytest.skip(reason)
 
@@ -69,7 +69,7 @@ def test_value_and_grad_is_pure(impl_name: str) -> None:
 @pytest.mark.parametrize("pair", list(itertools.combinations(IMPLS, 2)), ids="-vs-".join)
 def test_backends_agree(pair: tuple[str, str], task_name: str) -> None:
     task = problem(task_name)[0]
-    (_, grad_a), (_, grad_b) = (testing.value_and_grad(registry.IMPLEMENTATIONS[n], task) for n in pair)
+    (_, grad_a), (_, grad_b) = (testing.value_and_grad(registry.BACKENDS[n], task) for n in pair)
     assert testing.rel_error(grad_a, grad_b) < 2 * testing.tolerance(task, "gradient")
 
 
@@ -85,7 +85,7 @@ def trained(impl_name: str) -> tuple[TrainResult, tuple[float, ...]]:
     return result, tuple(seen)
 
 
-@testing.parametrize_implementations()
+@testing.parametrize_backends()
 def test_training_reduces_loss(impl_name: str) -> None:
     params = problem(TRAIN_TASK)[2]
     result, seen = trained(impl_name)

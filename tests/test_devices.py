@@ -50,10 +50,10 @@ def test_missing_gpu_is_a_one_line_error() -> None:
 
 def test_numpy_adjoint_declares_itself_cpu_only() -> None:
     task = registry.TASKS["lotka_volterra"]()
-    reason = registry.IMPLEMENTATIONS["numpy-adjoint"].skip(task, "cuda:0")
+    reason = registry.BACKENDS["numpy-adjoint"].skip(task, "cuda:0")
     assert reason == "numpy-adjoint runs on cpu only, not cuda:0"
     for name in ("torch-adjoint", "rk4-unrolled", "jax-checkpoint"):
-        assert registry.IMPLEMENTATIONS[name].skip(task, "cuda") is None
+        assert registry.BACKENDS[name].skip(task, "cuda") is None
 
 
 def test_gpu_provenance_is_empty_without_nvidia_smi() -> None:
@@ -87,7 +87,7 @@ def test_cuda_constraints_pin_the_tested_versions() -> None:
 def test_gpu_gradient_matches_cpu(impl_name: str, dtype: str) -> None:
     """On CUDA the gradient matches the reference: float64 within 1e-5 (as on the CPU),
     float32 within 1e-3 (single precision at rtol = atol = 1e-7 is limited by rounding)."""
-    cls = registry.IMPLEMENTATIONS[impl_name]
+    cls = registry.BACKENDS[impl_name]
     if not cls.available():
         pytest.skip(cls.install)
     task, data, params, _, ref = problem("lotka_volterra")

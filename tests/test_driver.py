@@ -160,7 +160,7 @@ def test_only_a_schedule_run_to_its_end_is_judged_by_its_plateau() -> None:
     assert _whole_schedule(None, 12) is None
 
 
-@pytest.mark.parametrize("impl_name", sorted(registry.IMPLEMENTATIONS))
+@pytest.mark.parametrize("impl_name", sorted(registry.BACKENDS))
 def test_the_driver_takes_the_same_steps_on_every_backend_for_a_fixed_gradient(impl_name: str) -> None:
     """Each back-end computes its loss, the gradient is held fixed (the reference's at the
     initial weights): the driver's iterates are then identical on every back-end, to the

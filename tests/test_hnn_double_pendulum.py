@@ -239,7 +239,7 @@ def test_midpoint_conserves_the_learnt_hamiltonian_better_than_euler(fitted: tup
 def test_trajectory_training_reduces_the_loss() -> None:
     task = registry.TASKS[TASK](training="trajectory")
     _, data, params, *_ = problem(TASK)
-    impl = registry.IMPLEMENTATIONS["numpy-adjoint"](task, data)
+    impl = registry.BACKENDS["numpy-adjoint"](task, data)
     result = task.fit(impl, params, iters=5, lr=1e-2)
     assert result.loss_history[-1] < result.loss_history[0]
     assert result.info == {}

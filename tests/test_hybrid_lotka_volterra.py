@@ -193,7 +193,7 @@ def test_curriculum_stages() -> None:
 def _numpy_impl(**options: object):
     task = _task(**options)
     data = task.make_data(0)
-    return task, data, registry.IMPLEMENTATIONS["numpy-adjoint"](task, data)
+    return task, data, registry.BACKENDS["numpy-adjoint"](task, data)
 
 
 def test_frozen_phase_gradients_are_the_full_gradient_restricted() -> None:
@@ -212,11 +212,11 @@ def test_frozen_phase_gradients_are_the_full_gradient_restricted() -> None:
         assert rel_error(grad_v, {k: grad[k] for k in keep}) < 1e-5
 
 
-@pytest.mark.parametrize("impl_name", sorted(registry.IMPLEMENTATIONS))
+@pytest.mark.parametrize("impl_name", sorted(registry.BACKENDS))
 def test_frozen_phase_on_every_backend(impl_name: str) -> None:
     """The phase-1 model (NN weights as constants in the back-end's own arrays) against the
     forward-sensitivity reference: relative 1e-5, the conformance bound."""
-    cls = registry.IMPLEMENTATIONS[impl_name]
+    cls = registry.BACKENDS[impl_name]
     if not cls.available():
         pytest.skip(f"{impl_name} unavailable")
     task, data, _ = _numpy_impl()
@@ -356,11 +356,11 @@ def test_learnt_initial_state_data_and_lead_in() -> None:
     np.testing.assert_allclose(start, [*(plain.y[0, 0] + [0.3, -0.2]), 0.0], atol=1e-7)
 
 
-@pytest.mark.parametrize("impl_name", sorted(registry.IMPLEMENTATIONS))
+@pytest.mark.parametrize("impl_name", sorted(registry.BACKENDS))
 def test_learnt_initial_gradient_on_every_backend(impl_name: str) -> None:
     """The learn_y0 model against the forward-sensitivity reference: relative 1e-5 (the
     conformance bound; measured 2e-7 to 9e-7 on the four back-ends)."""
-    cls = registry.IMPLEMENTATIONS[impl_name]
+    cls = registry.BACKENDS[impl_name]
     if not cls.available():
         pytest.skip(f"{impl_name} unavailable")
     task, data, _ = _numpy_impl(learn_y0=True, noise=0.05)

@@ -12,8 +12,8 @@ from harness.core import registry
 
 pytest.importorskip("diffrax")
 
-BACKSOLVE = registry.IMPLEMENTATIONS["jax-backsolve"]
-CHECKPOINT = registry.IMPLEMENTATIONS["jax-checkpoint"]
+BACKSOLVE = registry.BACKENDS["jax-backsolve"]
+CHECKPOINT = registry.BACKENDS["jax-checkpoint"]
 TASK = "lotka_volterra"
 
 

@@ -20,7 +20,7 @@ import diffrax
 import jax
 import jax.numpy as jnp
 
-from implementations.jax_checkpoint import JaxCheckpoint, solve
+from backends.jax_checkpoint import JaxCheckpoint, solve
 
 TASK = "lotka_volterra"
 

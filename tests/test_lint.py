@@ -21,7 +21,7 @@ def test_ruff(args: list[str]) -> None:
 
 
 def test_pyright_basic_on_the_harness() -> None:
-    """pyright at basic level on `harness/`, `tasks/`, `implementations/` and `examples/`
+    """pyright at basic level on `harness/`, `tasks/`, `backends/` and `examples/`
     ([tool.pyright] in pyproject.toml): no error."""
     pyright = shutil.which("pyright")
     if pyright is None:

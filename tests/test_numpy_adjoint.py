@@ -11,7 +11,7 @@ from harness.core import registry
 from harness.core.models import MLP, AbstractVectorField, Params
 from harness.numerics.optim import Adam
 
-NumpyAdjoint = registry.IMPLEMENTATIONS["numpy-adjoint"]
+NumpyAdjoint = registry.BACKENDS["numpy-adjoint"]
 
 
 # -- vector-Jacobian products against central finite differences ------------------------

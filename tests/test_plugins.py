@@ -225,7 +225,7 @@ def test_records_name_the_file_that_defined_the_task(isolated: None) -> None:
         "sha256": hashlib.sha256(SPIRAL_FILE.read_bytes()).hexdigest(),
         "plugin": str(SPIRAL_FILE),
     }
-    assert sources["impl"]["module"] == "implementations.numpy_adjoint" and sources["impl"]["plugin"] is None
+    assert sources["impl"]["module"] == "backends.numpy_adjoint" and sources["impl"]["plugin"] is None
 
 
 def test_what_a_plugin_writes_to_stderr_while_loading_is_kept_when_it_loads(

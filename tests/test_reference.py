@@ -23,7 +23,7 @@ SUBSET = [("linear_adjoint", "numpy-adjoint"), ("lotka_volterra", "jax-checkpoin
 @pytest.mark.slow  # one of the longest end-to-end runs: left out by -m 'not slow'
 @pytest.mark.skipif(not (REFERENCE / "records.jsonl").is_file(), reason="no committed reference run")
 def test_fresh_run_reproduces_the_reference(tmp_path: Path) -> None:
-    subset = [(t, i) for t, i in SUBSET if registry.IMPLEMENTATIONS[i].available()]
+    subset = [(t, i) for t, i in SUBSET if registry.BACKENDS[i].available()]
     reference = [r for r in load_records(REFERENCE) if (r["task"], r["impl"]) in subset]
     assert len(reference) == len(subset)
     fresh = []

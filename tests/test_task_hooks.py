@@ -16,7 +16,7 @@ from tasks.lotka_volterra import LotkaVolterra
 
 
 def test_rebuild_keeps_class_device_dtype_solver_and_options() -> None:
-    impl = registry.IMPLEMENTATIONS["numpy-adjoint"](
+    impl = registry.BACKENDS["numpy-adjoint"](
         *problem("lotka_volterra")[:2], solver={"rtol": 1e-6}, carry_step=False
     )
     task = LotkaVolterra(n_obs=11)
@@ -57,7 +57,7 @@ class _NoCotangent(LotkaVolterra):
 
 
 def test_numpy_adjoint_runs_a_loss_with_its_cotangent() -> None:
-    cls = registry.IMPLEMENTATIONS["numpy-adjoint"]
+    cls = registry.BACKENDS["numpy-adjoint"]
     assert cls.skip(_SquaredLoss(n_obs=11), "cpu") is None
     reason = cls.skip(_NoCotangent(n_obs=11), "cpu")
     assert reason is not None and "loss_cotangent" in reason and "\n" not in reason

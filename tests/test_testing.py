@@ -100,8 +100,8 @@ def test_a_planted_wrong_vjp_is_caught_by_the_vjp_check() -> None:
 def test_the_wrong_vjp_fools_a_backend_comparison_that_rests_on_it() -> None:
     """Why check_task comes first: numpy-adjoint, built on the same wrong VJP, agrees with
     the wrong reference; only the independent checks above see the error."""
-    cls = registry.IMPLEMENTATIONS["numpy-adjoint"]
-    assert testing.implementation_check(cls, _WrongVjp(), "gradient") is None
+    cls = registry.BACKENDS["numpy-adjoint"]
+    assert testing.backend_check(cls, _WrongVjp(), "gradient") is None
 
 
 class DoubledMLP(MLP):
@@ -145,16 +145,16 @@ def test_the_old_check_variables_are_refused_in_one_line(old: str) -> None:
 
 @pytest.mark.parametrize("impl_name", ["numpy-adjoint", "torch-adjoint", "rk4-unrolled", "jax-checkpoint"])
 def test_every_backend_builds_a_new_mlp_subclass(impl_name: str) -> None:
-    cls = registry.IMPLEMENTATIONS[impl_name]
+    cls = registry.BACKENDS[impl_name]
     task = _DoubledLinear(batch=4, hidden=8)
     assert cls.skip(task, "cpu") is None
     for check in ("skip", "gradient"):
-        assert testing.implementation_check(cls, task, check) is None
+        assert testing.backend_check(cls, task, check) is None
 
 
-def test_check_implementation_reports_skips() -> None:
-    cls = registry.IMPLEMENTATIONS["numpy-adjoint"]
-    out = testing.check_implementation(cls, [_Decay(), "resnet_digits"])
+def test_check_backend_reports_skips() -> None:
+    cls = registry.BACKENDS["numpy-adjoint"]
+    out = testing.check_backend(cls, [_Decay(), "resnet_digits"])
     assert out["_decay"] is None
     reason = out["resnet_digits"]
     assert reason is not None and "\n" not in reason

@@ -18,8 +18,8 @@ from harness.core import registry
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchdiffeq")
 
-RK4 = registry.IMPLEMENTATIONS["rk4-unrolled"]
-ADJOINT = registry.IMPLEMENTATIONS["torch-adjoint"]
+RK4 = registry.BACKENDS["rk4-unrolled"]
+ADJOINT = registry.BACKENDS["torch-adjoint"]
 
 
 def test_rk4_gradient_converges_at_order_four() -> None:
@@ -120,7 +120,7 @@ def test_backend_modules_import_without_torch() -> None:
     the torch back-ends still register and report themselves unavailable."""
     code = (
         "import sys; sys.modules['torch'] = sys.modules['torchdiffeq'] = None\n"
-        "import implementations.torch_adjoint as a, implementations.rk4_unrolled as b\n"
+        "import backends.torch_adjoint as a, backends.rk4_unrolled as b\n"
         "assert not a.TorchAdjoint.available() and not b.RK4Unrolled.available()\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])

@@ -11,8 +11,8 @@ from harness.core import registry
 pytest.importorskip("torch")
 pytest.importorskip("torchdiffeq")
 
-DIRECT = registry.IMPLEMENTATIONS["torch-direct"]
-ADJOINT = registry.IMPLEMENTATIONS["torch-adjoint"]
+DIRECT = registry.BACKENDS["torch-direct"]
+ADJOINT = registry.BACKENDS["torch-adjoint"]
 
 
 def test_not_the_adjoints_gradient_on_the_same_forward_solve_and_both_converge() -> None:

@@ -23,7 +23,7 @@ def test_each_sample_is_solved_on_its_own_steps(task_name: str) -> None:
     prob = testing.problem(task_name)
     t, y0 = prob.data.t, prob.data.y0
     gaps = {}
-    names = [n for n in ("torchode-direct", "torch-direct") if registry.IMPLEMENTATIONS[n].available()]
+    names = [n for n in ("torchode-direct", "torch-direct") if registry.BACKENDS[n].available()]
     for name in names:  # torch-direct (torchdiffeq) is absent from tox's torchode environments
         impl = testing.backend(name, task_name)
         together, alone = impl.predict(prob.params, t, y0), impl.predict(prob.params, t, y0[:1])
@@ -40,9 +40,9 @@ def test_backsolve_converges_to_its_discrete_twin(task_name: str) -> None:
     errors = []
     for tol in (1e-4, 1e-10):
         grads = [
-            registry.IMPLEMENTATIONS[name](
-                prob.task, prob.data, solver={"rtol": tol, "atol": tol}
-            ).value_and_grad(prob.params)[1]
+            registry.BACKENDS[name](prob.task, prob.data, solver={"rtol": tol, "atol": tol}).value_and_grad(
+                prob.params
+            )[1]
             for name in ("torchode-backsolve", "torchode-direct")
         ]
         errors.append(testing.rel_error(*grads))

@@ -66,9 +66,9 @@ def test_monitor_ignores_non_finite_losses_and_no_target() -> None:
     assert TrainingMonitor(target=1.0)(0, float("nan")) is False
 
 
-@pytest.mark.parametrize("impl_name", sorted(registry.IMPLEMENTATIONS))
+@pytest.mark.parametrize("impl_name", sorted(registry.BACKENDS))
 def test_every_backend_stops_when_the_callback_says_so(impl_name: str) -> None:
-    cls = registry.get_implementation(impl_name)
+    cls = registry.get_backend(impl_name)
     if not cls.available():
         pytest.skip(f"{impl_name} unavailable: {cls.install}")
     task = registry.get_task("linear_adjoint")()

@@ -17,7 +17,7 @@ import pytest
 from harness import cli
 from harness.core import registry
 from harness.core.errors import UsageError
-from harness.core.protocols import AbstractImplementation, AbstractTask
+from harness.core.protocols import AbstractBackend, AbstractTask
 from harness.core.ranges import (
     PROCESS_RANGES,
     Range,
@@ -313,8 +313,8 @@ def test_the_example_plugin_declares_its_ranges() -> None:
 
 
 def test_every_option_of_every_backend_has_a_range() -> None:
-    impls: list[type[AbstractImplementation]] = [
-        cls for cls in registry.IMPLEMENTATIONS.values() if cls.__module__.startswith("implementations.")
+    impls: list[type[AbstractBackend]] = [
+        cls for cls in registry.BACKENDS.values() if cls.__module__.startswith("backends.")
     ]
     assert len(impls) >= 4
     for cls in impls:

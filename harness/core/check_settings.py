@@ -14,7 +14,7 @@ from typing import Any
 
 __all__ = ["DEFAULT_TOLERANCES", "LEGACY_NAMES", "CheckSettings"]
 
-#: the tolerances of `check_task` and `check_implementation` as {check: (tolerance, reason)}
+#: the tolerances of `check_task` and `check_backend` as {check: (tolerance, reason)}
 DEFAULT_TOLERANCES: dict[str, tuple[float, str]] = {
     "vjp": (
         1e-6,
@@ -58,7 +58,7 @@ class CheckSettings:
     **Arguments:**
 
     - `options`: small task options, so that the checks take seconds.
-    - `solver`: solver settings of `check_implementation` where they differ from the
+    - `solver`: solver settings of `check_backend` where they differ from the
       task's `solver_defaults` (a default tolerance too loose to test a gradient).
     - `fd_step`: the step of the fourth-order central differences of the VJP checks: 1e-3
       for smooth models; a ReLU network with thousands of units crosses kinks at that

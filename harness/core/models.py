@@ -1,7 +1,7 @@
 """Declarative model specs: what a vector field is, not how a framework computes it.
 
 Every spec is an instance of an abstract base that says what it is (back-ends declare the
-bases they build, and build every subclass of them: `AbstractImplementation.builds`), makes its initial
+bases they build, and build every subclass of them: `AbstractBackend.builds`), makes its initial
 parameters as NumPy arrays once per seed (so every back-end starts from the same
 weights), evaluates itself against the array API (`rhs(params, y, xp)` runs on NumPy,
 PyTorch and JAX arrays alike), and carries a hand-written NumPy vector-Jacobian product

@@ -1,11 +1,12 @@
 """Plugins: tasks and back-ends from outside the tree.
 
 Three ways in, loaded by `harness.core.registry.discover()` after the built-in `tasks` and
-`implementations` packages, in this order:
+`backends` packages, in this order:
 
 1. **Entry points** of installed distributions, in the groups `neuralode_harness.tasks` and
-   `neuralode_harness.implementations`.  An entry point names a module (importing it runs
-   its `@register_task` / `@register_implementation` decorators) or a class (registered
+   `neuralode_harness.backends` (and, for plugins written before #27's rename, the old
+   `neuralode_harness.implementations`).  An entry point names a module (importing it runs
+   its `@register_task` / `@register_backend` decorators) or a class (registered
    then, decorated or not)::
 
        [project.entry-points."neuralode_harness.tasks"]
@@ -61,7 +62,9 @@ __all__ = [
 #: entry-point group -> what its entry points register
 ENTRY_POINT_GROUPS = {
     "neuralode_harness.tasks": "task",
-    "neuralode_harness.implementations": "implementation",
+    "neuralode_harness.backends": "backend",
+    # the group's name before #27 gave the back-end one word; still read for older plugins
+    "neuralode_harness.implementations": "backend",
 }
 
 #: the environment variable that lists plugins (and carries `--plugin` to subprocesses)
@@ -188,7 +191,7 @@ def load(spec: str) -> ModuleType:
 
 def entry_point_objects() -> Iterator[tuple[str, str, Any]]:
     """`(kind, label, object)` for every entry point of the plugin groups, loaded; `kind` is
-    `task` or `implementation`, `label` names the entry point for error messages."""
+    `task` or `backend`, `label` names the entry point for error messages."""
     for group, kind in ENTRY_POINT_GROUPS.items():
         for ep in sorted(importlib.metadata.entry_points(group=group), key=lambda e: e.name):
             label = f"entry point '{ep.name} = {ep.value}' ({group})"

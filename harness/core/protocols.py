@@ -1,7 +1,7 @@
 """The two interfaces of the harness: a Task (a problem, its training and its evaluation)
-and an Implementation (a back-end).
+and a Backend.
 
-A task knows everything about a problem and nothing about a framework; an implementation
+A task knows everything about a problem and nothing about a framework; a back-end
 knows everything about a framework and nothing about a problem.  They meet through
 `Dataset`, a declarative model spec (`harness.core.models`) and NumPy parameter dictionaries.
 The task's roles live in their own modules (`problem`, `training_protocol`, `evaluation`,
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # shape annotations for readers and pyright, no import at run
 
 __all__ = [
     "TRAIN_BASE",
-    "AbstractImplementation",
+    "AbstractBackend",
     "AbstractTask",
     "Dataset",
     "HasEnergy",
@@ -57,7 +57,7 @@ class Training:
 
     def fit(
         self,
-        impl: AbstractImplementation,
+        impl: AbstractBackend,
         params: Params,
         *,
         iters: int,
@@ -115,7 +115,7 @@ class HasEnergy(abc.ABC):
         """The energy of states `y` of shape (..., N), shape (...)."""
 
 
-class AbstractImplementation(abc.ABC):
+class AbstractBackend(abc.ABC):
     """A back-end: builds a task's model natively and differentiates through a solve.
 
     The timing contract follows benchopt: `load` converts NumPy parameters to native
@@ -160,7 +160,7 @@ class AbstractImplementation(abc.ABC):
     @classmethod
     def trains_on_batches(cls) -> bool:
         """Whether this back-end implements `load_batch` and `value_and_grad_batch`."""
-        return cls.value_and_grad_batch is not AbstractImplementation.value_and_grad_batch
+        return cls.value_and_grad_batch is not AbstractBackend.value_and_grad_batch
 
     @classmethod
     def missing(cls) -> list[str]:
@@ -208,7 +208,7 @@ class AbstractImplementation(abc.ABC):
         self.composed = compose(task.model)
         self.setup()
 
-    def rebuild(self, task: AbstractTask, data: Dataset | None = None) -> AbstractImplementation:
+    def rebuild(self, task: AbstractTask, data: Dataset | None = None) -> AbstractBackend:
         """A fresh back-end of this class, device, dtype, solver settings and options for
         another `task` (e.g. a variant with frozen parameters) or other `data`."""
         return type(self)(

@@ -1,7 +1,7 @@
 """Declared ranges of option values, checked before any cell starts.
 
 Every task option (`AbstractTask.option_ranges`), back-end option
-(`AbstractImplementation.option_ranges`), solver and training option
+(`AbstractBackend.option_ranges`), solver and training option
 (`harness.planning.config`) and process-level number (`PROCESS_RANGES`) has a `Range`:
 its type and its valid values.  `Range.parse` turns a command-line string into a value of
 that type and `Range.check` refuses a value outside the range with one line naming the

@@ -1,11 +1,11 @@
-"""Registries of tasks and implementations, keyed by stable names.
+"""Registries of tasks and back-ends, keyed by stable names.
 
 Task and back-end classes register with the decorators below.  `discover()` loads the
 entry points of the plugin groups (`harness.core.plugins`), the in-tree `tasks` and
-`implementations` packages among them (the project's own entry points: each package
+`backends` packages among them (the project's own entry points: each package
 imports its modules), then the plugins `HARNESS_PLUGINS` lists.  This layer imports no
-higher one.  Importing an implementation module imports no framework: availability is
-decided by `AbstractImplementation.missing()`.
+higher one.  Importing a back-end module imports no framework: availability is
+decided by `AbstractBackend.missing()`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from harness.core import plugins
 from harness.core.check_settings import LEGACY_NAMES
 from harness.core.errors import UsageError, choices
-from harness.core.protocols import AbstractImplementation, AbstractTask
+from harness.core.protocols import AbstractBackend, AbstractTask
 from harness.core.training_protocol import (
     LEGACY_TRAINING_NAMES,
     TrainingProtocol,
@@ -24,20 +24,20 @@ from harness.core.training_protocol import (
 )
 
 __all__ = [
-    "IMPLEMENTATIONS",
+    "BACKENDS",
     "TASKS",
     "discover",
-    "get_implementation",
+    "get_backend",
     "get_task",
-    "register_implementation",
+    "register_backend",
     "register_task",
 ]
 
 TASKS: dict[str, type[AbstractTask]] = {}
-IMPLEMENTATIONS: dict[str, type[AbstractImplementation]] = {}
+BACKENDS: dict[str, type[AbstractBackend]] = {}
 
 T = TypeVar("T", bound=type[AbstractTask])
-I = TypeVar("I", bound=type[AbstractImplementation])  # noqa: E741
+I = TypeVar("I", bound=type[AbstractBackend])  # noqa: E741
 
 
 def _qualified(cls: type) -> str:
@@ -87,9 +87,9 @@ def legacy_names(cls: type) -> list[str]:
     return found
 
 
-def register_implementation(cls: I) -> I:
+def register_backend(cls: I) -> I:
     """Class decorator: register a back-end under `cls.name` (a `UsageError` if it is taken)."""
-    _register("back-end", IMPLEMENTATIONS, cls)
+    _register("back-end", BACKENDS, cls)
     return cls
 
 
@@ -97,14 +97,14 @@ def _register_entry_point(kind: str, label: str, obj: object) -> None:
     """An entry point's object: a module registered itself on import; a class is registered."""
     if isinstance(obj, ModuleType):
         return
-    base: type = AbstractTask if kind == "task" else AbstractImplementation
+    base: type = AbstractTask if kind == "task" else AbstractBackend
     if not (isinstance(obj, type) and issubclass(obj, base)):
         raise UsageError(f"plugin {label}: expected a module or a subclass of {base.__name__}, got {obj!r}")
     try:
         if kind == "task":
             register_task(obj)  # type: ignore[arg-type]
         else:
-            register_implementation(obj)  # type: ignore[arg-type]
+            register_backend(obj)  # type: ignore[arg-type]
     except UsageError as exc:
         raise UsageError(f"plugin {label}: {exc}") from None
 
@@ -121,7 +121,7 @@ def discover() -> None:
     if not _discovered:
         for kind, label, obj in plugins.entry_point_objects():
             _register_entry_point(kind, label, obj)
-        if not (TASKS and IMPLEMENTATIONS):
+        if not (TASKS and BACKENDS):
             raise UsageError(
                 "no task or back-end registered: the project's entry points are missing "
                 "(an install from before they were added); reinstall: pip install -c constraints.txt -e ."
@@ -139,9 +139,9 @@ def get_task(name: str) -> type[AbstractTask]:
         raise UsageError(f"unknown task '{name}'; choose from: {choices(TASKS)}, all") from None
 
 
-def get_implementation(name: str) -> type[AbstractImplementation]:
+def get_backend(name: str) -> type[AbstractBackend]:
     discover()
     try:
-        return IMPLEMENTATIONS[name]
+        return BACKENDS[name]
     except KeyError:
-        raise UsageError(f"unknown back-end '{name}'; choose from: {choices(IMPLEMENTATIONS)}, all") from None
+        raise UsageError(f"unknown back-end '{name}'; choose from: {choices(BACKENDS)}, all") from None

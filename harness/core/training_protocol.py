@@ -143,7 +143,7 @@ class TrainingProtocol:
       (e.g. the noise floor: the discrepancy principle), or "" (the target is a milestone
       only); see `harness.numerics.driver.convergence`.
     - `needs_batches`: whether it trains on mini-batches
-      (`AbstractImplementation.value_and_grad_batch`): a back-end without them is skipped.
+      (`AbstractBackend.value_and_grad_batch`): a back-end without them is skipped.
     - `fit_metrics`: metrics that its `fit` adds through `TrainResult.info` (claims may test
       them; an untrained model's metrics lack them).
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from harness.core import registry
 from harness.core.models import Params
-from harness.core.protocols import AbstractImplementation, AbstractTask, Dataset
+from harness.core.protocols import AbstractBackend, AbstractTask, Dataset
 from harness.execution import environment
 from harness.planning.cell import Cell
 
@@ -23,10 +23,10 @@ def build_task(cell: Cell) -> tuple[AbstractTask, Dataset, Params]:
     return task, data, task.init_params(cell["seed"])
 
 
-def build_cell(cell: Cell) -> tuple[AbstractImplementation, Params]:
+def build_cell(cell: Cell) -> tuple[AbstractBackend, Params]:
     """The set-up back-end and the initial parameters of `cell`."""
     task, data, params = build_task(cell)
-    cls = registry.get_implementation(cell["impl"])
+    cls = registry.get_backend(cell["impl"])
     environment.framework_threads(cls.framework)
     impl = cls(
         task, data, device=cell["device"], dtype=cell["dtype"], solver=cell["solver"], **cell["impl_options"]
@@ -34,14 +34,14 @@ def build_cell(cell: Cell) -> tuple[AbstractImplementation, Params]:
     return impl, params
 
 
-def build_twin(cell: Cell, task: AbstractTask, data: Dataset) -> AbstractImplementation | None:
+def build_twin(cell: Cell, task: AbstractTask, data: Dataset) -> AbstractBackend | None:
     """The cell back-end's `discrete_twin` on the same task and data, with the cell's
     solver options that it reads, its own defaults otherwise; None when there is no twin
     or it cannot run here."""
-    name = registry.get_implementation(cell["impl"]).discrete_twin
+    name = registry.get_backend(cell["impl"]).discrete_twin
     if name is None:
         return None
-    cls = registry.get_implementation(name)
+    cls = registry.get_backend(name)
     if cls.skip(task, cell["device"]) is not None:
         return None
     solver = {k: v for k, v in cell["solver"].items() if k in cls.solver_options}

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.models import Params, flatten
-from harness.core.protocols import AbstractImplementation
+from harness.core.protocols import AbstractBackend
 
 __all__ = ["Timing", "measure_memory_isolated", "relative_error", "time_value_and_grad"]
 
@@ -41,7 +41,7 @@ class Timing:
     samples_s: tuple[float, ...]
 
 
-def time_value_and_grad(impl: AbstractImplementation, params: Params, *, repeats: int) -> tuple[Timing, Any]:
+def time_value_and_grad(impl: AbstractBackend, params: Params, *, repeats: int) -> tuple[Timing, Any]:
     """First-call and steady-state time of one value-and-grad call; also returns its output."""
     native = impl.load(params)
     start = time.perf_counter()
@@ -78,7 +78,7 @@ def _reset_peak() -> bool:
         return False
 
 
-def probe_memory(impl: AbstractImplementation, params: Params) -> dict[str, Any]:
+def probe_memory(impl: AbstractBackend, params: Params) -> dict[str, Any]:
     """Peak RSS over a baseline for the first call (compilation included) and for a
     steady-state call, plus the back-end's framework-level figure.  Meant to run in a
     fresh process (`measure_memory_isolated`), after imports and data."""

@@ -46,7 +46,7 @@ def base_record(cell: Cell, run_id: str, env: Mapping[str, Any]) -> dict[str, An
         "cell": dict(cell),  # what `harness.execution.predict` rebuilds the back-end from
         "sources": {
             "task": plugins.source_of(registry.get_task(cell["task"])),
-            "impl": plugins.source_of(registry.get_implementation(cell["impl"])),
+            "impl": plugins.source_of(registry.get_backend(cell["impl"])),
         },
     }
 
@@ -55,7 +55,7 @@ def skip_reason(cell: Cell) -> str | None:
     """Why a cell cannot run (library missing, model or device unsupported), or None.
 
     Decided without importing any framework, in the parent process."""
-    cls = registry.get_implementation(cell["impl"])
+    cls = registry.get_backend(cell["impl"])
     if missing := cls.missing():
         return f"unavailable ({', '.join(missing)} missing): {cls.install}"
     return cls.skip(registry.get_task(cell["task"])(**cell["task_options"]), cell["device"])

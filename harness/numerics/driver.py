@@ -2,7 +2,7 @@
 same steps from the same weights and the same gradients (#25).
 
 A back-end provides its loss and gradient at NumPy parameters (`Objective`, i.e.
-`AbstractImplementation.value_and_grad`) and knows nothing of optimisers.  The driver runs
+`AbstractBackend.value_and_grad`) and knows nothing of optimisers.  The driver runs
 the phases a task's training protocol declares:
 
 - `adam`: Adam (PyTorch's and optax's update, `harness.numerics.optim.Adam`) for a number of

@@ -17,7 +17,7 @@ import numpy as np
 
 from harness.core.labelled import ClassificationData
 from harness.core.models import Params
-from harness.core.protocols import AbstractImplementation, TrainCallback, TrainResult
+from harness.core.protocols import AbstractBackend, TrainCallback, TrainResult
 from harness.numerics.optim import SGD, StepDecay
 
 __all__ = ["EpochCallback", "minibatch_sgd"]
@@ -27,7 +27,7 @@ EpochCallback = Callable[[int, Params], dict[str, float]]
 
 
 def minibatch_sgd(
-    impl: AbstractImplementation,
+    impl: AbstractBackend,
     params: Params,
     *,
     data: ClassificationData,

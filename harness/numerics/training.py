@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from harness.core.protocols import AbstractImplementation, AbstractTask, Dataset, TrainCallback, TrainResult
+from harness.core.protocols import AbstractBackend, AbstractTask, Dataset, TrainCallback, TrainResult
 from harness.numerics import driver
 
 __all__ = [
@@ -116,7 +116,7 @@ def offset_callback(callback: TrainCallback, offset: int) -> TrainCallback:
 
 def curriculum_fit(
     task: AbstractTask,
-    impl: AbstractImplementation,
+    impl: AbstractBackend,
     params: Any,
     *,
     iters: int,
@@ -156,7 +156,7 @@ def curriculum_fit(
 
 def fit(
     task: AbstractTask,
-    impl: AbstractImplementation,
+    impl: AbstractBackend,
     params: Any,
     *,
     iters: int,
@@ -175,7 +175,7 @@ def fit(
 
 def train_cell(
     task: AbstractTask,
-    impl: AbstractImplementation,
+    impl: AbstractBackend,
     params: Any,
     train: Mapping[str, Any],
     monitor: TrainingMonitor,

@@ -12,7 +12,7 @@ import numpy as np
 
 from harness.core.models import AbstractVectorField, Params
 from harness.core.protocols import (
-    AbstractImplementation,
+    AbstractBackend,
     AbstractTask,
     Dataset,
     Predictor,
@@ -32,7 +32,7 @@ class TrajectoryTask(AbstractTask):
 
     def fit(
         self,
-        impl: AbstractImplementation,
+        impl: AbstractBackend,
         params: Params,
         *,
         iters: int,

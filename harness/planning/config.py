@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from harness.core.errors import UsageError, choices
-from harness.core.protocols import AbstractImplementation, AbstractTask
+from harness.core.protocols import AbstractBackend, AbstractTask
 from harness.core.ranges import PROCESS_RANGES, Range, flag, integer, non_negative, positive
 
 __all__ = [
@@ -122,9 +122,7 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def valid_keys(
-    tasks: Iterable[type[AbstractTask]], impls: Iterable[type[AbstractImplementation]]
-) -> set[str]:
+def valid_keys(tasks: Iterable[type[AbstractTask]], impls: Iterable[type[AbstractBackend]]) -> set[str]:
     keys = {*TRAIN_KEYS, TOL_ALIAS}
     for task in tasks:
         keys |= set(task.options) | set(task.solver_defaults)
@@ -151,7 +149,7 @@ def build_task(task_cls: type[AbstractTask], options: Mapping[str, Any]) -> Abst
 def split_options(
     sets: Mapping[str, str],
     task_cls: type[AbstractTask],
-    impl_cls: type[AbstractImplementation],
+    impl_cls: type[AbstractBackend],
     *,
     iters: int | None = None,
     budget: float | None = None,
@@ -207,7 +205,7 @@ def _solver_range(key: str) -> Range:
 def validate_keys(
     sets: Mapping[str, str],
     tasks: Iterable[type[AbstractTask]],
-    impls: Iterable[type[AbstractImplementation]],
+    impls: Iterable[type[AbstractBackend]],
 ) -> None:
     """Every `--set` key must belong to a selected task, its solver, a selected back-end or training."""
     tasks, impls = list(tasks), list(impls)

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.core import registry
 from harness.core.errors import UsageError, choices
-from harness.core.protocols import AbstractImplementation, AbstractTask
+from harness.core.protocols import AbstractBackend, AbstractTask
 from harness.core.ranges import PROCESS_RANGES
 from harness.planning.cell import Cell, cell_id
 from harness.planning.config import TOL_ALIAS, TRAIN_KEYS, build_task, split_options, validate_keys
@@ -26,8 +26,8 @@ __all__ = ["plan", "select"]
 def select(kind: str, spec: str) -> list[tuple[str, list[dict[str, str]]]]:
     """`(name, grid points)` for each item of a `--task` / `--impl` selection."""
     registry.discover()
-    names = registry.TASKS if kind == "task" else registry.IMPLEMENTATIONS
-    getter = registry.get_task if kind == "task" else registry.get_implementation
+    names = registry.TASKS if kind == "task" else registry.BACKENDS
+    getter = registry.get_task if kind == "task" else registry.get_backend
     try:
         items = split_selection(spec)
     except UsageError as exc:  # the syntax, and the names that are valid
@@ -59,7 +59,7 @@ def _task_keys(cls: type[AbstractTask]) -> set[str]:
     return {*cls.options, *cls.solver_defaults, *TRAIN_KEYS, TOL_ALIAS}
 
 
-def _impl_keys(cls: type[AbstractImplementation]) -> set[str]:
+def _impl_keys(cls: type[AbstractBackend]) -> set[str]:
     keys = {*cls.options, *cls.solver_options, *TRAIN_KEYS}
     if {"rtol", "atol"} <= set(cls.solver_options):
         keys.add(TOL_ALIAS)
@@ -80,7 +80,7 @@ def plan(
 ) -> list[Cell]:
     """All cells of a run, in task-major order."""
     tasks = [(registry.get_task(n), pts) for n, pts in select("task", task_spec)]
-    impls = [(registry.get_implementation(n), pts) for n, pts in select("impl", impl_spec)]
+    impls = [(registry.get_backend(n), pts) for n, pts in select("impl", impl_spec)]
     seeds = [PROCESS_RANGES["--seed"].check("seed", seed) for seed in seeds]
     if not seeds:
         raise UsageError("no seed given")

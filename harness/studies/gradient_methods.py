@@ -272,7 +272,7 @@ def _with_tols(impl: str, grid: str) -> str:
     items = []
     for item in split_selection(impl):
         name, _, body = item.partition("[")
-        if not {"rtol", "atol"} <= set(registry.get_implementation(name.strip()).solver_options):
+        if not {"rtol", "atol"} <= set(registry.get_backend(name.strip()).solver_options):
             items.append(item)
             continue
         body = body.removesuffix("]")

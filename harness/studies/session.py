@@ -112,7 +112,7 @@ def build_engine(args: argparse.Namespace) -> Any:
     from harness.execution.faults import check_fault_variable
 
     registry.discover()
-    check_fault_variable(registry.IMPLEMENTATIONS)  # a typo would run with no fault and no word
+    check_fault_variable(registry.BACKENDS)  # a typo would run with no fault and no word
     memory = None if args.memory_limit is None else args.memory_limit * 2**30
     if args.engine == "serial":
         dask_only = [

@@ -36,7 +36,7 @@ class WorkPrecision(AbstractStudy):
             task = registry.get_task(task_name)()
             spacing = (task.t1 - 0.0) / (task.n_obs - 1) if {"t1", "n_obs"} <= set(task.config) else None
             for impl, _ in select("impl", args.impl):
-                solver = registry.get_implementation(impl).solver_options
+                solver = registry.get_backend(impl).solver_options
                 if {"rtol", "atol"} <= set(solver):
                     grid = f"{impl}[tol={','.join(map(str, tols))}]"
                 elif "dt" in solver and spacing is not None:

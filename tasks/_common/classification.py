@@ -15,7 +15,7 @@ import array_api_compat
 import numpy as np
 
 from harness import (
-    AbstractImplementation,
+    AbstractBackend,
     AbstractMap,
     AbstractTask,
     AbstractVectorField,
@@ -188,7 +188,7 @@ class ImageClassification(AbstractTask):
 
     def fit(
         self,
-        impl: AbstractImplementation,
+        impl: AbstractBackend,
         params: Params,
         *,
         iters: int,

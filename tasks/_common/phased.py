@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from harness.core.models import Params
-from harness.core.protocols import AbstractImplementation, AbstractTask, TrainCallback
+from harness.core.protocols import AbstractBackend, AbstractTask, TrainCallback
 from harness.numerics import driver
 from harness.numerics.training import head, offset_callback
 
@@ -26,7 +26,7 @@ class PhasedTraining:
 
     def train(
         self,
-        impl: AbstractImplementation,
+        impl: AbstractBackend,
         task: AbstractTask,
         params: Params,
         *,

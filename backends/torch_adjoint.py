@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from backends._torch_base import AbstractTorchBackend
 from harness.core.models import AbstractMap, AbstractVectorField
 from harness.core.ranges import Range, flag
-from harness.core.registry import register_implementation
-from implementations._torch_base import AbstractTorchImplementation
+from harness.core.registry import register_backend
 
 if TYPE_CHECKING:
     import torch
 
 
-@register_implementation
-class TorchAdjoint(AbstractTorchImplementation):
+@register_backend
+class TorchAdjoint(AbstractTorchBackend):
     """The continuous adjoint of Chen et al. (2018), as in 000 §2 and 001: a forward dopri5
     solve without a graph, then the augmented system (state, adjoint, parameter adjoint)
     solved backwards between consecutive observation times, with the loss's jumps added at

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from harness.core.registry import register_implementation
-from implementations.torchode_direct import TorchodeDirect, _Field
+from backends.torchode_direct import TorchodeDirect, _Field
+from harness.core.registry import register_backend
 
 if TYPE_CHECKING:
     import torch
@@ -33,7 +33,7 @@ def _module(field: _Field, native: dict[str, torch.Tensor]) -> Any:
     return Field()
 
 
-@register_implementation
+@register_backend
 class TorchodeBacksolve(TorchodeDirect):
     """torchode 1.0.1's `BacksolveAdjoint` (torchode/adjoints.py): the forward solve of
     `torchode-direct` (dopri5, integral controller, per-sample step control) without a

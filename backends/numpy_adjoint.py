@@ -41,9 +41,9 @@ import typing
 import numpy as np
 
 from harness.core.models import AbstractVectorField, Params
-from harness.core.protocols import AbstractImplementation, AbstractTask
+from harness.core.protocols import AbstractBackend, AbstractTask
 from harness.core.ranges import flag, one_of
-from harness.core.registry import register_implementation
+from harness.core.registry import register_backend
 from harness.numerics.dopri5 import DenseSolution, Integration, integrate
 
 __all__ = ["NumpyAdjoint"]
@@ -53,8 +53,8 @@ __all__ = ["NumpyAdjoint"]
 _QUIET: dict[str, typing.Any] = dict(over="ignore", invalid="ignore", divide="ignore")
 
 
-@register_implementation
-class NumpyAdjoint(AbstractImplementation):
+@register_backend
+class NumpyAdjoint(AbstractBackend):
     """Hand-written continuous adjoint (000 §2, eqs. 2.4-2.5) in NumPy.
 
     **Options:**

@@ -1,9 +1,9 @@
-"""One module per back-end; each registers one implementation under a stable name.
+"""One module per back-end; each registers one back-end under a stable name.
 
 Modules here import no framework at import time: they import torch or jax inside
 methods, so `python -m harness list` works where a framework is missing.  Importing this
 package imports (and so registers) every public module in it: the project's entry point
-`neuralode_harness.implementations: builtin = "implementations"` does, as a plugin's
+`neuralode_harness.backends: builtin = "backends"` does, as a plugin's
 would, so a new back-end is one new file.
 """
 

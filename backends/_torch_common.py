@@ -1,7 +1,7 @@
 """PyTorch helpers shared by the torch back-ends (`torch-adjoint`, `rk4-unrolled`).
 
 This module imports torch at import time; the back-end modules import it lazily (from
-`implementations._torch_base`), so that the registry lists them where torch is missing.
+`backends._torch_base`), so that the registry lists them where torch is missing.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The part of the torch back-ends that does not depend on the gradient method.
 
-Importing this module imports no torch: `setup` imports `implementations._torch_common`
+Importing this module imports no torch: `setup` imports `backends._torch_common`
 (which does), so the registry can list the torch back-ends where torch is missing.
 A subclass writes `_solve` (states at `times`, differentiable) and sets `_vjp_hooks`.
 """
@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from harness.core.models import Params
-from harness.core.protocols import AbstractImplementation
+from harness.core.protocols import AbstractBackend
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["AbstractTorchImplementation"]
+__all__ = ["AbstractTorchBackend"]
 
 
-class AbstractTorchImplementation(AbstractImplementation):
+class AbstractTorchBackend(AbstractBackend):
     """A PyTorch back-end: float64 (or float32) tensors on "cpu" or "cuda[:N]".
 
     `value_and_grad_native` returns `(loss, grads)`, grads a tuple in the order of the
@@ -42,7 +42,7 @@ class AbstractTorchImplementation(AbstractImplementation):
     def setup(self) -> None:
         import torch
 
-        from implementations import _torch_common as tc
+        from backends import _torch_common as tc
 
         self._torch, self._tc = torch, tc
         self._device, self._dtype = tc.resolve(self.device, self.dtype)

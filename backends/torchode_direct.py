@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from backends._torch_base import AbstractTorchBackend
 from harness.core.models import AbstractMap, AbstractVectorField
-from harness.core.registry import register_implementation
-from implementations._torch_base import AbstractTorchImplementation
+from harness.core.registry import register_backend
 
 if TYPE_CHECKING:
     import torch
@@ -27,8 +27,8 @@ class _Field:
         return self.field(t, y.reshape((-1, *self.tail))).reshape(y.shape)
 
 
-@register_implementation
-class TorchodeDirect(AbstractTorchImplementation):
+@register_backend
+class TorchodeDirect(AbstractTorchBackend):
     """torchode 1.0.1's `AutoDiffAdjoint`: Dormand-Prince 5(4) (`torchode.Dopri5`, the
     method of torch-direct and torch-adjoint) with an integral step-size controller
     (`torchode.IntegralController`, the controller of torchdiffeq, SciPy and diffrax's

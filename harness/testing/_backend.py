@@ -1,4 +1,4 @@
-"""`check_implementation`: a back-end checked on the tasks it says it builds."""
+"""`check_backend`: a back-end checked on the tasks it says it builds."""
 
 from __future__ import annotations
 
@@ -12,22 +12,22 @@ import numpy as np
 from harness.core import registry
 from harness.core.composed import compose
 from harness.core.models import Composite, Params, flatten
-from harness.core.protocols import AbstractImplementation, AbstractTask, Dataset
+from harness.core.protocols import AbstractBackend, AbstractTask, Dataset
 from harness.testing._task import tolerances
 
 __all__ = [
-    "IMPLEMENTATION_CHECKS",
+    "BACKEND_CHECKS",
     "Problem",
     "backend",
-    "check_implementation",
-    "implementation_check",
+    "backend_check",
+    "check_backend",
     "problem",
     "rel_error",
     "value_and_grad",
 ]
 
-#: the checks of `check_implementation` on each task, in the order they run
-IMPLEMENTATION_CHECKS = ("skip", "gradient", "predict", "nfe", "pure")
+#: the checks of `check_backend` on each task, in the order they run
+BACKEND_CHECKS = ("skip", "gradient", "predict", "nfe", "pure")
 #: the seed of the data and initial parameters of every check
 SEED = 0
 
@@ -67,7 +67,7 @@ def _key(task: AbstractTask) -> tuple[type[AbstractTask], tuple[tuple[str, Any],
 
 
 _PROBLEMS: dict[Any, Problem] = {}
-_BACKENDS: dict[Any, AbstractImplementation] = {}
+_BACKENDS: dict[Any, AbstractBackend] = {}
 
 
 def problem(task: TaskLike) -> Problem:
@@ -82,18 +82,16 @@ def problem(task: TaskLike) -> Problem:
     return _PROBLEMS[key]
 
 
-def _skip_if_missing(impl_cls: type[AbstractImplementation]) -> None:
+def _skip_if_missing(impl_cls: type[AbstractBackend]) -> None:
     if not impl_cls.available():
         missing = ", ".join(impl_cls.missing())
         raise unittest.SkipTest(f"{impl_cls.name} unavailable (missing {missing}): {impl_cls.install}")
 
 
-def backend(
-    impl_cls: type[AbstractImplementation] | str, task: TaskLike, device: str = "cpu"
-) -> AbstractImplementation:
+def backend(impl_cls: type[AbstractBackend] | str, task: TaskLike, device: str = "cpu") -> AbstractBackend:
     """A set-up back-end on the task's `problem` data (cached), or `unittest.SkipTest` (a
     pytest skip) when its framework is missing or it does not run the task."""
-    cls = registry.get_implementation(impl_cls) if isinstance(impl_cls, str) else impl_cls
+    cls = registry.get_backend(impl_cls) if isinstance(impl_cls, str) else impl_cls
     _skip_if_missing(cls)
     prob = problem(task)
     key = (cls, _key(prob.task), device)
@@ -109,7 +107,7 @@ _GRADIENTS: dict[Any, tuple[float, Params]] = {}
 
 
 def value_and_grad(
-    impl_cls: type[AbstractImplementation] | str, task: TaskLike, device: str = "cpu"
+    impl_cls: type[AbstractBackend] | str, task: TaskLike, device: str = "cpu"
 ) -> tuple[float, Params]:
     """The back-end's loss and gradient at the task's `problem` parameters (cached: the
     "gradient" check and comparisons between back-ends share one call)."""
@@ -122,13 +120,13 @@ def value_and_grad(
 
 def _fail(impl: str, task: str, check: str, condition: Any, message: str) -> None:
     if not condition:
-        raise AssertionError(f"check_implementation({impl}) on {task} [{check}]: {message}")
+        raise AssertionError(f"check_backend({impl}) on {task} [{check}]: {message}")
 
 
-def implementation_check(
-    impl_cls: type[AbstractImplementation], task: TaskLike, check: str, device: str = "cpu"
+def backend_check(
+    impl_cls: type[AbstractBackend], task: TaskLike, check: str, device: str = "cpu"
 ) -> str | None:
-    """One check of `IMPLEMENTATION_CHECKS` of the back-end on one task; the skip reason
+    """One check of `BACKEND_CHECKS` of the back-end on one task; the skip reason
     when the back-end does not run it (then only "skip" is checked), else None."""
     _skip_if_missing(impl_cls)
     instance = _task(task)
@@ -242,12 +240,12 @@ def implementation_check(
             f"two value_and_grad calls at the same parameters differ (loss {loss_a!r} vs {loss_b!r})",
         )
     else:
-        raise ValueError(f"unknown check {check!r}; choose from {', '.join(IMPLEMENTATION_CHECKS)}")
+        raise ValueError(f"unknown check {check!r}; choose from {', '.join(BACKEND_CHECKS)}")
     return None
 
 
-def check_implementation(
-    impl_cls: type[AbstractImplementation],
+def check_backend(
+    impl_cls: type[AbstractBackend],
     tasks: Iterable[TaskLike] | None = None,
     *,
     device: str = "cpu",
@@ -256,7 +254,7 @@ def check_implementation(
     instances; default every registered task); AssertionError on the first failure,
     `unittest.SkipTest` when its framework is missing.
 
-    On each task (`IMPLEMENTATION_CHECKS`): `skip` returns None or one line, and never None
+    On each task (`BACKEND_CHECKS`): `skip` returns None or one line, and never None
     for a model that subclasses none of `builds`; where it runs the task: the loss and the
     gradient of `value_and_grad` against the task's reference gradient within the task's
     `checks.tolerances` ("loss", "gradient"), `predict` shapes forward and backward,
@@ -271,8 +269,8 @@ def check_implementation(
     for task in chosen:
         instance = _task(task)
         reason = None
-        for check in IMPLEMENTATION_CHECKS:
-            reason = implementation_check(impl_cls, instance, check, device)
+        for check in BACKEND_CHECKS:
+            reason = backend_check(impl_cls, instance, check, device)
             if reason is not None:
                 break
         out[instance.name] = reason

@@ -6,17 +6,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from backends._torch_base import AbstractTorchBackend
 from harness.core.models import AbstractMap, AbstractVectorField
-from harness.core.registry import register_implementation
+from harness.core.registry import register_backend
 from harness.numerics.schedule import step_schedule
-from implementations._torch_base import AbstractTorchImplementation
 
 if TYPE_CHECKING:
     import torch
 
 
-@register_implementation
-class RK4Unrolled(AbstractTorchImplementation):
+@register_backend
+class RK4Unrolled(AbstractTorchBackend):
     """Backpropagation through the RK4 solver, 002 §3.1 ("RK4 Method"): the classical
     four-stage Runge-Kutta method with fixed steps, every stage recorded by torch autograd,
     so the gradient is the exact gradient of the discrete solution (discretise-then-optimise).

@@ -20,9 +20,9 @@ import numpy as np
 from harness.core.composed import ComposedModel
 from harness.core.devices import parse_device
 from harness.core.models import AbstractMap, AbstractVectorField, Params
-from harness.core.protocols import AbstractImplementation
+from harness.core.protocols import AbstractBackend
 from harness.core.ranges import integer
-from harness.core.registry import register_implementation
+from harness.core.registry import register_backend
 
 __all__ = ["JaxCheckpoint", "jax_device", "solve"]
 
@@ -141,8 +141,8 @@ def _counted_field(model: ComposedModel, counts: collections.Counter[str]) -> Ve
     return field
 
 
-@register_implementation
-class JaxCheckpoint(AbstractImplementation):
+@register_backend
+class JaxCheckpoint(AbstractBackend):
     """diffrax `diffeqsolve` with Tsit5 + PID step control and `RecursiveCheckpointAdjoint`
     (discretise-then-optimise, 004 slides), the whole value-and-grad and the whole Adam
     step each under one `jax.jit`.  float64 unless `dtype="float32"`.

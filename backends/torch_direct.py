@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
+from backends._torch_base import AbstractTorchBackend
 from harness.core.models import AbstractMap, AbstractVectorField
-from harness.core.registry import register_implementation
-from implementations._torch_base import AbstractTorchImplementation
+from harness.core.registry import register_backend
 
 if TYPE_CHECKING:
     import torch
 
 
-@register_implementation
-class TorchDirect(AbstractTorchImplementation):
+@register_backend
+class TorchDirect(AbstractTorchBackend):
     """Direct backpropagation through the solver: 002 §1.3 ("we can backpropagate directly
     through the solver. However ... we would need to save the intermediate hidden state";
     the adjoint "also do[es] not need to save the intermediate states"), and 000 §2

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from backends.jax_checkpoint import JaxCheckpoint
 from harness.core.ranges import flag, integer
-from harness.core.registry import register_implementation
-from implementations.jax_checkpoint import JaxCheckpoint
+from harness.core.registry import register_backend
 
 
-@register_implementation
+@register_backend
 class JaxBacksolve(JaxCheckpoint):
     """The continuous adjoint in JAX: diffrax `BacksolveAdjoint`, the same Tsit5 and PID
     controller as `jax-checkpoint` forward and backward, so the two differ in the gradient
