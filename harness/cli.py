@@ -12,6 +12,7 @@ from pathlib import Path
 from harness.core import plugins, registry
 from harness.core.devices import check_device
 from harness.core.errors import OneLineParser, UsageError, error_line
+from harness.core.training_protocol import Phase
 from harness.store.paths import path_argument, writer_lock
 from harness.studies import add_study_parser, run_study
 from harness.studies.session import add_session_options, build_engine, execute, print_job_script, write_report
@@ -156,6 +157,11 @@ def _matrix_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _unit(phase: Phase) -> str:
+    """ " epochs" where a phase's budget counts something other than gradient evaluations."""
+    return "" if phase.unit == "gradient evaluations" else f" {phase.unit}"
+
+
 def cmd_list() -> int:
     from tabulate import tabulate
 
@@ -165,7 +171,8 @@ def cmd_list() -> int:
             "task": name,
             "model": (task := cls()).model.label,
             "training (budgets)": " -> ".join(
-                f"{phase.kind} ({cls.protocol.settings().get(phase.budget, 0)})" for phase in task.phases()
+                f"{phase.kind} ({cls.protocol.settings().get(phase.budget, 0)}{_unit(phase)})"
+                for phase in task.phases()
             ),
             "source": cls.source,
         }

@@ -131,6 +131,7 @@ class OdenetMnist(ImageClassification):
                 " plateau of the mean epoch loss",
                 "003 §3.2 and torchdiffeq's examples/odenet_mnist.py: SGD with momentum 0.9, lr 0.1 x"
                 " batch / 128, times 0.1 at 37.5%, 62.5% and 87.5% of the epochs",
+                unit="epochs",
             )
         ),
         needs_batches=True,

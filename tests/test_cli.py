@@ -79,7 +79,7 @@ def test_list_names_every_task_and_backend() -> None:
         assert name in proc.stdout
     # each task's training protocol with its default budgets (#25)
     assert "| adam (500) -> lbfgs (2000) " in _row(proc.stdout, "double_pendulum")
-    assert "| minibatch-sgd (12) -> lbfgs (0) " in _row(proc.stdout, "odenet_mnist")
+    assert "| minibatch-sgd (12 epochs) -> lbfgs (0) " in _row(proc.stdout, "odenet_mnist")
 
 
 def _row(table: str, name: str) -> str:

@@ -228,7 +228,7 @@ def test_memory_exponents_read_the_default_horizon_from_the_resolved_params() ->
     k = figures.memory_exponents([default, rec])[("lotka_volterra", "rk4-unrolled", "framework")]
     assert math.isclose(k, 1.0, abs_tol=1e-9)
     # an old record without `resolved_params` is read from its `params`
-    assert figures.effective_params(record("linear", "rk4-unrolled")) == {"dt": 0.1, "iters": 5, "lr": 0.01}
+    assert figures.effective_settings(record("linear", "rk4-unrolled")) == {"dt": 0.1, "iters": 5, "lr": 0.01}
 
 
 def test_html_is_self_contained(full_report: tuple[Path, dict[str, Path]]) -> None:

@@ -72,12 +72,15 @@ class Phase:
       `polish`); 0 skips the phase.
     - `stop`: its stop rule besides the budget, in words.
     - `why`: the source or measurement that chose it.
+    - `unit`: what its budget counts: gradient evaluations, or e.g. `epochs` for a phase
+      that passes over a training set in mini-batches (#27: `iters` counts epochs there).
     """
 
     kind: str
     budget: str
     stop: str
     why: str
+    unit: str = "gradient evaluations"
 
     def __post_init__(self) -> None:
         if not self.kind.strip() or not self.budget.strip():
@@ -92,6 +95,7 @@ class Phase:
             "phase": self.kind,
             "budget_option": self.budget,
             "budget": int(train.get(self.budget, 0)),
+            "budget_unit": self.unit,
             "evals": int(evals),
             "stop": self.stop,
             "why": self.why,

@@ -28,8 +28,8 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.reporting.params import effective_params, varying_params
 from harness.reporting.retarget import step_durations, step_time_s
+from harness.reporting.settings import effective_settings, varying_settings
 
 __all__ = ["Answer", "answer_html", "answer_lines", "answers"]
 
@@ -75,7 +75,7 @@ def _fmt(value: float, unit: str) -> str:
 
 
 def _label(record: Record, keys: Sequence[str]) -> str:
-    params = effective_params(record)
+    params = effective_settings(record)
     options = " ".join(f"{k}={params[k]}" for k in keys if k in params)
     return f"{record['impl']} {options}".strip()
 
@@ -167,7 +167,7 @@ def _gradient_for_its_time(
 
 def _settings(record: Record) -> str:
     """The solver settings of a record (tolerances, steps), as one comparable string."""
-    params = effective_params(record)
+    params = effective_settings(record)
     return repr(sorted((k, params[k]) for k in ("rtol", "atol", "dt", "tol") if k in params))
 
 
@@ -179,7 +179,7 @@ def _memory(record: Record) -> Any:
 def answers(records: Sequence[Record]) -> dict[str, list[Answer]]:
     """Per task (in order of first appearance), the questions that have at least one
     entrant, and the back-ends left out because a cell of theirs is not `ok`."""
-    keys = [k for k in varying_params(records) if k != "seed"]
+    keys = [k for k in varying_settings(records) if k != "seed"]
     by_task: dict[str, dict[str, list[Record]]] = {}
     broken: dict[str, set[str]] = {}
     for record in records:

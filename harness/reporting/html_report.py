@@ -25,8 +25,8 @@ from harness.reporting import figures
 from harness.reporting.answer import answer_html, answer_lines
 from harness.reporting.html_parts import CSS, cell_number, html_table
 from harness.reporting.markdown import markdown_table
-from harness.reporting.params import varying_params
 from harness.reporting.retarget import step_time_s
+from harness.reporting.settings import varying_settings
 from harness.reporting.tables import (
     ClaimsByTask,
     Verdicts,
@@ -135,7 +135,7 @@ def summary_table(records: Sequence[Record]) -> Any:
             column = column.where(repeats > 1)
         table[header] = [cell_number(v) for v in column]
         if field == "impl":
-            for name, values in varying_params(records).items():
+            for name, values in varying_settings(records).items():
                 table[name] = [cell_number(v) for v in values]
     if "seed" in table and frame["seed"].nunique(dropna=False) <= 1:
         table = table.drop(columns="seed")

@@ -16,8 +16,8 @@ from harness.core.claims import Claim, CrossClaim, cross_verdict_rows, verdict_r
 from harness.core.claims import format_value as format_measured
 from harness.reporting.answer import answer_lines
 from harness.reporting.markdown import markdown_table
-from harness.reporting.params import effective_params, varying_params
 from harness.reporting.retarget import step_time_s
+from harness.reporting.settings import effective_settings, varying_settings
 
 __all__ = [
     "ClaimsByTask",
@@ -39,7 +39,7 @@ def _num(value: Any, fmt: str, scale: float = 1.0) -> str:
 
 
 def _options(rec: Mapping[str, Any], keys: Sequence[str]) -> str:
-    params = {**effective_params(rec), "seed": rec.get("seed")}
+    params = {**effective_settings(rec), "seed": rec.get("seed")}
     return " ".join(f"{k}={params[k]}" for k in keys if k in params)
 
 
@@ -246,7 +246,7 @@ def _configuration_labels(records: Sequence[Mapping[str, Any]]) -> Callable[[Map
         by_task.setdefault(str(record.get("task")), []).append(record)
     labels: dict[int, str] = {}
     for task, mine in by_task.items():
-        varying = {k: v for k, v in varying_params(mine).items() if k not in _NOT_CONFIGURATION}
+        varying = {k: v for k, v in varying_settings(mine).items() if k not in _NOT_CONFIGURATION}
         for i, record in enumerate(mine):
             shown = " ".join(f"{k}={v[i]}" for k, v in varying.items() if v[i] is not None)
             labels[id(record)] = f"{task} ({shown})" if shown else task
@@ -339,7 +339,7 @@ def text_metrics(records: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _metrics_tables(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    keys = list(varying_params(records))
+    keys = list(varying_settings(records))
     tables = []
     for _, rows, metric_keys in metrics_by_task(records):
         table = [
@@ -384,7 +384,7 @@ def format_records(
         from harness.store.results import records_frame
 
         return records_frame(records).to_csv(index=False).rstrip("\n")
-    keys = list(varying_params(records))
+    keys = list(varying_settings(records))
     parts = []
     judged = verdicts if isinstance(verdicts, Verdicts) else None
     if verdicts is True:

@@ -39,7 +39,7 @@ from harness.reporting.figures.horizon_error import horizon_error_figure
 from harness.reporting.figures.loss import loss_figure, mean_band
 from harness.reporting.figures.memory_scaling import memory_scaling_figure
 from harness.reporting.figures.pareto import pareto_figure
-from harness.reporting.figures.records import effective_params, group_labels, group_records, ok_records
+from harness.reporting.figures.records import effective_settings, group_labels, group_records, ok_records
 from harness.reporting.figures.style import palette, save_figure
 from harness.reporting.figures.time_to_target import time_to_target_figure
 from harness.reporting.figures.trajectory import trajectory_figure
@@ -53,7 +53,7 @@ __all__ = [
     "accuracy_figure",
     "bars",
     "bars_figure",
-    "effective_params",
+    "effective_settings",
     "energy",
     "figure_plan",
     "fit_exponent",

@@ -13,7 +13,7 @@ from harness.reporting.figures.catalog import FigureInput, FigureSpec, register
 from harness.reporting.figures.records import (
     GroupKey,
     Record,
-    effective_params,
+    effective_settings,
     finite,
     group_labels,
     ok_records,
@@ -52,7 +52,7 @@ def _loss_groups(records: Sequence[Record]) -> dict[GroupKey, list[list[float]]]
     for rec in ok_records(records):
         history = [float(x) for x in rec.get("train_loss_history") or [] if finite(x) is not None]
         if len(history) >= 2:
-            params = json.dumps(effective_params(rec), sort_keys=True, default=str)
+            params = json.dumps(effective_settings(rec), sort_keys=True, default=str)
             groups.setdefault((str(rec["task"]), str(rec["impl"]), params), []).append(history)
     return groups
 

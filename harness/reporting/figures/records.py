@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.reporting.params import effective_params
+from harness.reporting.settings import effective_settings
 
 __all__ = [
     "HORIZON_COUPLED",
@@ -26,7 +26,7 @@ __all__ = [
     "Cell",
     "GroupKey",
     "Record",
-    "effective_params",
+    "effective_settings",
     "finite",
     "fmt",
     "geomean",
@@ -99,7 +99,7 @@ def group_records(records: Iterable[Record], ignore: Iterable[str] = ()) -> dict
     drop = {*ignore, *TRAIN_KEYS}
     groups: dict[GroupKey, list[Record]] = {}
     for rec in records:
-        params = {k: v for k, v in effective_params(rec).items() if k not in drop}
+        params = {k: v for k, v in effective_settings(rec).items() if k not in drop}
         key = (str(rec["task"]), str(rec["impl"]), json.dumps(params, sort_keys=True, default=str))
         groups.setdefault(key, []).append(rec)
     return groups
@@ -148,7 +148,7 @@ def sweep_series(
     for key, members in group_records(ok_records(records), ignore).items():
         points: dict[float, list[Record]] = {}
         for rec in members:
-            x = x_of(effective_params(rec))
+            x = x_of(effective_settings(rec))
             if x is not None:
                 points.setdefault(x, []).append(rec)
         if len(points) >= 2:

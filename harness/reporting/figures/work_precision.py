@@ -11,7 +11,7 @@ from harness.reporting.figures.catalog import FigureInput, FigureSpec, register
 from harness.reporting.figures.records import (
     SOLVER_KEYS,
     Record,
-    effective_params,
+    effective_settings,
     geomean,
     group_labels,
     mean,
@@ -71,7 +71,7 @@ def work_precision_figure(records: Sequence[Record], out_dir: Path) -> Path | No
 
 
 def _setting_name(record: Record, value: float) -> str:
-    key = solver_setting(effective_params(record))
+    key = solver_setting(effective_settings(record))
     text = f"{value:.0e}" if float(f"{value:.0e}") == value else f"{value:.2g}"
     text = text.replace("e-0", "e-").replace("e+0", "e")
     return f"dt={text}" if key and key[0] == "dt" else text
