@@ -14,6 +14,7 @@ from harness.core.devices import check_device
 from harness.core.errors import OneLineParser, UsageError, error_line
 from harness.core.training_protocol import Phase
 from harness.store.paths import path_argument, writer_lock
+from harness.store.schema import Record
 from harness.studies import add_study_parser, run_study
 from harness.studies.session import add_session_options, build_engine, execute, print_job_script, write_report
 
@@ -316,7 +317,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _report(args, records)
 
 
-def _report(args: argparse.Namespace, records: list[dict]) -> int:
+def _report(args: argparse.Namespace, records: list[Record]) -> int:
     """`report` once the folder's lock is held (when it writes)."""
     from harness.reporting.tables import Verdicts, format_records
 
@@ -343,7 +344,7 @@ def _report(args: argparse.Namespace, records: list[dict]) -> int:
     return 0
 
 
-def _report_at_target(args: argparse.Namespace, records: list[dict]) -> int:
+def _report_at_target(args: argparse.Namespace, records: list[Record]) -> int:
     """`report DIR --target LOSS`: the table with time and evaluations to LOSS recomputed
     from the stored histories, and the time-to-target figures for it."""
     import math
@@ -353,8 +354,8 @@ def _report_at_target(args: argparse.Namespace, records: list[dict]) -> int:
 
     if not (math.isfinite(args.target) and args.target > 0):
         raise UsageError(f"--target must be a positive training loss, not {args.target}")
-    records = at_target(records, args.target)
-    print(format_records(records, args.format, verdicts=False))
+    retargeted = at_target(records, args.target)
+    print(format_records(retargeted, args.format, verdicts=False))
     if args.format != "table" or args.no_figures or importlib.util.find_spec("matplotlib") is None:
         return 0
     from harness.reporting.figures.time_to_target import time_to_target_figure
@@ -362,7 +363,8 @@ def _report_at_target(args: argparse.Namespace, records: list[dict]) -> int:
     out = args.directory / "figures" / f"target-{args.target:g}"
     try:
         drawn = [
-            time_to_target_figure(records, out, task) for task in dict.fromkeys(r["task"] for r in records)
+            time_to_target_figure(retargeted, out, task)
+            for task in dict.fromkeys(r["task"] for r in retargeted)
         ]
     except OSError as exc:
         raise UsageError(f"cannot write the figures into '{out}': {exc.strerror or exc}") from None

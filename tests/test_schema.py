@@ -1,6 +1,7 @@
-"""The record schema (`harness.store.schema`): one list of fields and kinds that the
-validator, `RECORD_FIELDS`, the writer (tests/test_engine.py: every key of a cell's record is
-in it) and docs/records.md share (#27)."""
+"""The record schema (`harness.store.schema`): one definition, the `Record` TypedDict, whose
+fields and kinds (`FIELDS`) the validator, `RECORD_FIELDS`, the writer (pyright on the
+`Record` it builds; `merge` for computed fields; tests/test_engine.py: every key of a cell's
+record is in it) and docs/records.md share (#27)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.store.results import RECORD_FIELDS
-from harness.store.schema import FIELDS, kind_problem
+from harness.store.schema import FIELDS, Record, kind_problem, merge
 from harness.store.validate import record_problem
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,3 +53,27 @@ def test_each_kind_is_checked(name: str, value: object, problem: str | None) -> 
     if name != "state_names":  # checked apart, with its own message
         assert record_problem(record) == problem
     assert all(re.fullmatch(r"[a-z0-9_]+", name) for name in FIELDS)
+
+
+def test_fields_come_from_the_typed_record() -> None:
+    """`FIELDS` is `Record`'s annotations in order; task, impl and status are `Required` (for
+    pyright; the validator requires the same three)."""
+    assert list(FIELDS) == list(Record.__annotations__)
+    required = [k for k, v in Record.__annotations__.items() if "Required[" in str(v)]
+    assert required == ["task", "impl", "status"]
+    assert (
+        FIELDS["seed"] == "number"
+        and FIELDS["train_phases"] == "objects"
+        and FIELDS["train_converged"] == "bool"
+    )
+
+
+def test_merge_refuses_a_name_outside_the_schema() -> None:
+    """Fields computed by a lower layer (a training summary) merge only under schema names,
+    so a misspelled field never reaches a results file."""
+    record: Record = {"task": "t", "impl": "i", "status": "ok"}
+    merge(record, {"train_evals": 3, "train_wall_s": 1.5})
+    assert record["train_evals"] == 3
+    with pytest.raises(KeyError, match="not record fields: train_eval, zz"):
+        merge(record, {"train_eval": 3, "zz": 1})
+    assert "train_eval" not in record

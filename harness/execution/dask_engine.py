@@ -32,6 +32,7 @@ from harness.execution.environment import cpu_affinity, job_environment
 from harness.execution.scheduler_address import check_address, new_client, probe_scheduler
 from harness.execution.subprocess_engine import kill_group, run_job
 from harness.planning.cell import cell_id
+from harness.store.schema import Record
 
 __all__ = ["DaskEngine"]
 
@@ -356,5 +357,5 @@ class DaskEngine(Engine):
                 why = "the Dask workers running it died (KilledWorker: retried up to allowed-failures)"
             else:
                 why = f"Dask could not run it: {one_line(exc)}"
-            record = {**job.record, "status": "failed", "reason": f"{job.stages}: {why}"}
+            record: Record = {**job.record, "status": "failed", "reason": f"{job.stages}: {why}"}
             return Outcome(job=job, record=record)

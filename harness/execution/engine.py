@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from harness.planning.cell import Cell
+from harness.store.schema import Record
 
 __all__ = ["Engine", "Job", "Outcome"]
 
@@ -34,7 +35,7 @@ class Job:
     ``"timing"`` (the timing stage alone, `measure_timing`: `--timing serial`)."""
 
     cell: Cell
-    record: dict[str, Any]
+    record: Record
     repeats: int
     memory: bool
     progress: bool = False
@@ -48,7 +49,7 @@ class Outcome:
     everything measured before a failure) and the trajectory arrays, if any."""
 
     job: Job
-    record: dict[str, Any]
+    record: Record
     arrays: dict[str, np.ndarray] | None = None
 
 

@@ -24,6 +24,7 @@ from harness.numerics.driver import convergence, gradient_norm
 from harness.numerics.training import TrainingMonitor, train_cell
 from harness.planning.cell import Cell
 from harness.planning.config import STOP_KEY
+from harness.store.schema import Record, merge
 
 #: the figures of the timing stage (`measure_timing`)
 TIMING_FIELDS = ("time_first_s", "time_median_s", "time_iqr_s", "repeats")
@@ -48,9 +49,14 @@ def energy_arrays(task: AbstractTask, arrays: dict[str, np.ndarray]) -> dict[str
     return {"H_true": energy(arrays["y_true"]), "H_pred": energy(arrays["y_pred"])}
 
 
-def measure_timing(
-    cell: Cell, record: dict[str, Any], *, repeats: int, on_stage: StageHook = _no_hook
-) -> None:
+class InProgress(Record, total=False):
+    """A record while its cell runs: `stage` names the stage under way, so that a failure
+    is recorded with it (the engines pop it; it is never written)."""
+
+    stage: str
+
+
+def measure_timing(cell: Cell, record: InProgress, *, repeats: int, on_stage: StageHook = _no_hook) -> None:
     """The timing stage alone (first call and steady state of value-and-grad), into
     `record`: what `--timing serial` runs again, one cell at a time, after a concurrent
     run.  The concurrent figures are kept under `timing_concurrent`."""
@@ -79,12 +85,12 @@ def _target_floor(task: AbstractTask, train: Mapping[str, Any]) -> tuple[float, 
 
 def measure_cell(
     cell: Cell,
-    record: dict[str, Any],
+    record: InProgress,
     *,
     repeats: int,
     memory: bool,
     on_train_step: Callable[[int, float], None] | None = None,
-    checkpoint: Callable[[dict[str, Any]], None] = lambda record: None,
+    checkpoint: Callable[[InProgress], None] = lambda record: None,
     on_stage: StageHook = _no_hook,
 ) -> dict[str, np.ndarray] | None:
     """Fill `record` stage by stage, calling `checkpoint(record)` after each; returns the
@@ -140,7 +146,7 @@ def measure_cell(
 
     if memory:
         stage("memory")
-        record.update(measure_memory_isolated(cell))
+        merge(record, measure_memory_isolated(cell))
 
     stage("train")
     train = cell["train"]
@@ -156,8 +162,9 @@ def measure_cell(
         )
         result = train_cell(task, impl, params, train, monitor, gradient_norm(grad))
         history = [float(x) for x in result.loss_history]
-        record.update(train_loss_history=history, train_time_s=result.time_s, **monitor.summary())
-        record.update({f"train_{k}": v for k, v in result.info.items() if k.startswith("polish_")})
+        record.update(train_loss_history=history, train_time_s=result.time_s)
+        merge(record, monitor.summary())
+        merge(record, {f"train_{k}": v for k, v in result.info.items() if k.startswith("polish_")})
         record["train_phases"] = result.info.pop("phases", None)
         fitted = len(history) - int(result.info.get("polish_evals", 0))  # the polish rejects bad steps
         bad = next((i for i, x in enumerate(history[:fitted]) if not math.isfinite(x)), None)
@@ -176,7 +183,7 @@ def measure_cell(
             floor=_target_floor(task, train),
             epoch_losses=_whole_schedule(result.info.get("epoch_loss"), iters),
         )
-        record.update(verdict.fields())
+        merge(record, verdict.fields())
         result.info = {k: v for k, v in result.info.items() if not k.startswith("polish_")}
         stage("metrics")
         trained = result.params

@@ -10,12 +10,14 @@ archive (keys `weight.<name>`, plain NumPy arrays: never pickle).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from harness.core.errors import UsageError
 from harness.core.models import Params
+from harness.planning.cell import Cell
+from harness.store.schema import Record
 
 __all__ = ["WEIGHT_PREFIX", "predict", "trained_weights"]
 
@@ -23,7 +25,7 @@ __all__ = ["WEIGHT_PREFIX", "predict", "trained_weights"]
 WEIGHT_PREFIX = "weight."
 
 
-def _record(directory: Path, cell_id: str) -> dict[str, Any]:
+def _record(directory: Path, cell_id: str) -> Record:
     from harness.store.results import load_records
 
     found = [r for r in load_records(directory) if r.get("cell_id") == cell_id]
@@ -47,7 +49,7 @@ def trained_weights(directory: Path | str, cell_id: str) -> Params:
 
     directory = Path(directory)
     record = _record(directory, cell_id)
-    arrays = load_trajectory(directory, record["trajectory_file"]) or {}
+    arrays = load_trajectory(directory, str(record.get("trajectory_file"))) or {}  # `_record` checked it
     weights = {k[len(WEIGHT_PREFIX) :]: v for k, v in arrays.items() if k.startswith(WEIGHT_PREFIX)}
     if not weights:
         raise UsageError(f"cell '{cell_id}' saved no weights: run it again to predict from it")
@@ -65,7 +67,7 @@ def predict(
     directory = Path(directory)
     record = _record(directory, cell_id)
     weights = trained_weights(directory, cell_id)
-    impl, initial = build_cell(record["cell"])
+    impl, initial = build_cell(cast(Cell, record.get("cell")))  # `_record` checked it is an object
     if set(weights) != set(initial):
         raise UsageError(
             f"cell '{cell_id}': saved weights {sorted(weights)} are not the model's {sorted(initial)}"

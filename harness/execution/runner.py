@@ -25,11 +25,12 @@ from harness.execution.measure import measure_cell
 from harness.execution.subprocess_engine import SubprocessEngine
 from harness.planning.cell import Cell, cell_id
 from harness.store.results import ResultsStore
+from harness.store.schema import Record
 
 __all__ = ["FAULT_VARIABLE", "base_record", "measure_cell", "run_cells", "skip_reason", "timing_pass"]
 
 
-def base_record(cell: Cell, run_id: str, env: Mapping[str, Any]) -> dict[str, Any]:
+def base_record(cell: Cell, run_id: str, env: Mapping[str, Any]) -> Record:
     """The fields every record has, whatever happens to its cell."""
     return {
         "run_id": run_id,
@@ -61,7 +62,7 @@ def skip_reason(cell: Cell) -> str | None:
     return cls.skip(registry.get_task(cell["task"])(**cell["task_options"]), cell["device"])
 
 
-def _finish(outcome: Outcome, store: ResultsStore, replace: bool = False) -> dict[str, Any]:
+def _finish(outcome: Outcome, store: ResultsStore, replace: bool = False) -> Record:
     """Judge, attach the arrays and append one record (the parent's side of a cell);
     `replace`: the record takes the place of the cell's old one (`--retry-failed`)."""
     record = outcome.record
@@ -73,7 +74,7 @@ def _finish(outcome: Outcome, store: ResultsStore, replace: bool = False) -> dic
     return record
 
 
-def _timing_of(record: dict[str, Any]) -> None:
+def _timing_of(record: Record) -> None:
     """Mark how the record's timing stage ran: `serial` (no other cell running) or
     `concurrent` (other cells ran at the same time on the engine)."""
     if record.get("status") == "ok":
@@ -94,7 +95,7 @@ def run_cells(
     engine: Engine | None = None,
     retry_failed: bool = False,
     timing: str = "serial",
-) -> list[dict[str, Any]]:
+) -> list[Record]:
     """Measure every cell not yet in `store` on `engine` (default: each cell in a worker
     process of its own with `timeout`), appending each record to `store` as soon as its
     cell ends.  Skipped cells are recorded first, then the engine's cells as they finish.
@@ -111,7 +112,7 @@ def run_cells(
     retry = store.failed_ids() if retry_failed else set()
     planned = {cell_id(c): c for c in cells}  # a cell planned twice runs once
     todo = [c for cid, c in planned.items() if cid not in done - retry]
-    records: list[dict[str, Any]] = []
+    records: list[Record] = []
     environment = engine.environment()
     jobs: list[Job] = []
     skipped: list[Outcome] = []
@@ -185,7 +186,9 @@ def timing_pass(
     if not pending:
         return 0
     jobs = [
-        Job(planned[r["cell_id"]], r, repeats, memory=False, stages="timing", environment=environment)
+        Job(
+            planned[str(r.get("cell_id"))], r, repeats, memory=False, stages="timing", environment=environment
+        )
         for r in pending
     ]
     bars, lines = progress_modes(progress)
@@ -194,7 +197,7 @@ def timing_pass(
     bar = tqdm(total=len(jobs), desc="timing, one cell at a time", unit="cell", disable=not bars)
     done = 0
     for outcome in engine.run(jobs, one_at_a_time=True):
-        record = outcome.record
+        record: Record = outcome.record
         if record.get("status") == "ok":
             record["timing"] = "serial"
             done += 1

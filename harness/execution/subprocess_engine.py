@@ -21,13 +21,15 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import psutil
 
 from harness.execution.engine import Engine, Job, Outcome
 from harness.execution.environment import cpu_affinity
+from harness.execution.measure import InProgress
+from harness.store.schema import Record
 
 __all__ = [
     "SubprocessEngine",
@@ -101,7 +103,8 @@ def run_job(
         on_start(proc.pid)
         died = _wait(proc, timeout, memory_limit)
         record_path, arrays_path = folder / "record.json", folder / "arrays.npz"
-        record = json.loads(record_path.read_text()) if record_path.is_file() else dict(job.record)
+        record = cast(Record, json.loads(record_path.read_text())) if record_path.is_file() else job.record
+        record = cast(InProgress, record)  # `stage`: where the worker was when it died
         arrays = None
         if arrays_path.is_file():
             with np.load(arrays_path, allow_pickle=False) as npz:
@@ -113,7 +116,7 @@ def run_job(
         record["cell_time_s"] = time.perf_counter() - started
         record["execution"] = how
     else:
-        record["execution"] = {**record.get("execution", {}), "timing": how}
+        record["execution"] = {**(record.get("execution") or {}), "timing": how}
     return Outcome(job=job, record=record, arrays=arrays)
 
 

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 #: prctl(2) option: the signal this process gets when its parent dies
 _PR_SET_PDEATHSIG = 1
@@ -64,12 +64,12 @@ def measure_in_worker(job: Mapping[str, Any]) -> None:
 
     from harness.core.errors import one_line
     from harness.execution.faults import stage_hook
-    from harness.execution.measure import measure_cell, measure_timing
+    from harness.execution.measure import InProgress, measure_cell, measure_timing
     from harness.planning.cell import Cell
     from harness.store.results import write_arrays, write_json_atomic
 
     record_path, arrays_path = Path(job["record_path"]), Path(job["arrays_path"])
-    record: dict[str, Any] = dict(job["record"])
+    record = cast(InProgress, dict(job["record"]))  # the parent's `Record`, through JSON
     save = lambda rec: write_json_atomic(record_path, rec)
     cell: Cell = job["cell"]
     # at most: Adam's iterations and the polish's evaluations (both end early when done)

@@ -19,7 +19,7 @@ from harness.core.errors import UsageError
 from harness.store.atomic import write_bytes_atomic, write_text_atomic, write_with_atomic
 from harness.store.lock import folder_lock
 from harness.store.paths import read_regular
-from harness.store.schema import FIELDS
+from harness.store.schema import FIELDS, Record
 from harness.store.validate import load_env, load_trajectory, read_utf8_lines, record_problem, trajectory_path
 
 __all__ = [
@@ -114,7 +114,7 @@ class ResultsStore:
         """The folder's writer lock (a context manager; see `harness.store.lock`)."""
         return folder_lock(self.dir, wait=wait)
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self) -> list[Record]:
         """The folder's records, validated (`load_records`); none when it has no file yet."""
         if not self.records_path.exists():
             return []
@@ -122,11 +122,11 @@ class ResultsStore:
 
     def finished_ids(self) -> set[str]:
         """`cell_id`s already recorded here (what `--resume` skips)."""
-        return {r["cell_id"] for r in self.records() if r.get("cell_id")}
+        return {str(r.get("cell_id")) for r in self.records() if r.get("cell_id")}
 
     def failed_ids(self) -> set[str]:
         """`cell_id`s recorded here as `failed` (what `--retry-failed` runs again)."""
-        return {r["cell_id"] for r in self.records() if r.get("cell_id") and r["status"] == "failed"}
+        return {str(r.get("cell_id")) for r in self.records() if r.get("cell_id") and r["status"] == "failed"}
 
     def clear(self) -> None:
         """Remove the folder's records, summary, env.json, trajectories, figures and
@@ -228,7 +228,7 @@ def _lenient(raw: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def load_records(directory: Path | str, *, check_files: bool = True) -> list[dict[str, Any]]:
+def load_records(directory: Path | str, *, check_files: bool = True) -> list[Record]:
     """All records of a results folder, validated: a missing or corrupt `records.jsonl`
     (not UTF-8, a line that is not JSON or not a record, a field of the wrong type), a
     corrupt `env.json` or, with `check_files`, a trajectory file that is not a readable

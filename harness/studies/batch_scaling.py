@@ -43,16 +43,16 @@ class BatchScaling(AbstractStudy):
         for rec in load_records(out):
             if rec["status"] != "ok":
                 continue
-            batch = rec["params"]["batch"]
+            batch = (rec.get("params") or {})["batch"]
             device_bytes = rec.get("peak_device_bytes")
             rows.append(
                 {
                     "impl": rec["impl"],
-                    "device": rec["device"],
-                    "dtype": rec["dtype"],
+                    "device": rec.get("device"),
+                    "dtype": rec.get("dtype"),
                     "batch": batch,
-                    "ms per trajectory": f"{rec['time_median_s'] * 1e3 / batch:.4g}",
-                    "grad rel err": f"{rec['grad_rel_error']:.1e}",
+                    "ms per trajectory": f"{(rec.get('time_median_s') or float('nan')) * 1e3 / batch:.4g}",
+                    "grad rel err": f"{rec.get('grad_rel_error') or float('nan'):.1e}",
                     "device MB": "-" if device_bytes is None else f"{device_bytes / 1e6:.1f}",
                 }
             )

@@ -45,10 +45,10 @@ class Determinism(AbstractStudy):
 
         from harness.store.results import load_records
 
-        first = {r["cell_id"]: r for r in load_records(out / "a")}
+        first = {r.get("cell_id"): r for r in load_records(out / "a")}
         rows = []
         for rec in load_records(out / "b"):
-            other = first.get(rec["cell_id"])
+            other = first.get(rec.get("cell_id"))
             ha, hb = (
                 np.asarray((r or {}).get("train_loss_history") or [], dtype=float) for r in (other, rec)
             )
