@@ -21,15 +21,16 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import psutil
 
 from harness.execution.engine import Engine, Job, Outcome
 from harness.execution.environment import cpu_affinity
-from harness.execution.measure import InProgress
-from harness.store.schema import Record
+
+if TYPE_CHECKING:  # a type only: the parent never imports the measurement code here
+    from harness.execution.measure import InProgress
 
 __all__ = [
     "SubprocessEngine",
@@ -103,8 +104,9 @@ def run_job(
         on_start(proc.pid)
         died = _wait(proc, timeout, memory_limit)
         record_path, arrays_path = folder / "record.json", folder / "arrays.npz"
-        record = cast(Record, json.loads(record_path.read_text())) if record_path.is_file() else job.record
-        record = cast(InProgress, record)  # `stage`: where the worker was when it died
+        # the worker's last record (`stage`: where it was when it died), else a copy of the job's
+        saved = json.loads(record_path.read_text()) if record_path.is_file() else dict(job.record)
+        record = cast("InProgress", saved)
         arrays = None
         if arrays_path.is_file():
             with np.load(arrays_path, allow_pickle=False) as npz:
